@@ -1,0 +1,1 @@
+"""The flatfile-jobs command line: demo, serve, invoke, develop."""

@@ -1,0 +1,1 @@
+"""flatfile_jobs: run Flatfile jobs from Python, with parity to @flatfile/plugin-job-handler."""

@@ -1,0 +1,86 @@
+"""Environment variable names and the frozen settings read from them, in one place.
+
+Like Flatfile's TypeScript client: ``FLATFILE_API_URL`` (``/v1`` is joined to it), the token from
+``FLATFILE_BEARER_TOKEN`` else ``FLATFILE_API_KEY``. Explicit arguments override the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ._errors import ConfigurationError
+
+__all__ = [
+    "API_KEY_ENV",
+    "API_URL_ENV",
+    "BEARER_TOKEN_ENV",
+    "DEFAULT_API_URL",
+    "ENVIRONMENT_ID_ENV",
+    "LOG_LEVEL_ENV",
+    "ApiSettings",
+    "debug_from_env",
+]
+
+API_URL_ENV = "FLATFILE_API_URL"
+BEARER_TOKEN_ENV = "FLATFILE_BEARER_TOKEN"
+API_KEY_ENV = "FLATFILE_API_KEY"
+ENVIRONMENT_ID_ENV = "FLATFILE_ENVIRONMENT_ID"
+LOG_LEVEL_ENV = "POWERTOOLS_LOG_LEVEL"
+DEFAULT_API_URL = "https://platform.flatfile.com/api"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_RETRY_BUDGET = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """How to reach the Flatfile API. ``repr`` never shows the token.
+
+    Attributes:
+        base_url: The API root including ``/v1``.
+        token: The bearer token (secret key ``sk_…`` or personal access token).
+        timeout: Seconds allowed for one request (connect, read, write and pool each).
+        retry_budget: Seconds all attempts of one call may take together, backoff included.
+    """
+
+    base_url: str
+    token: str = field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    retry_budget: float = DEFAULT_RETRY_BUDGET
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        api_url: str | None = None,
+        token: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        retry_budget: float | None = None,
+    ) -> ApiSettings:
+        """Build settings from explicit arguments, falling back to the environment.
+
+        Raises:
+            ConfigurationError: No token in the arguments, ``FLATFILE_BEARER_TOKEN`` or ``FLATFILE_API_KEY``.
+        """
+        env = os.environ if environ is None else environ
+        resolved_token = token or env.get(BEARER_TOKEN_ENV) or env.get(API_KEY_ENV)
+        if not resolved_token:
+            raise ConfigurationError(
+                f"No Flatfile API token: set {BEARER_TOKEN_ENV} or {API_KEY_ENV} (or pass token=...)"
+            )
+        root = (api_url or env.get(API_URL_ENV) or DEFAULT_API_URL).rstrip("/")
+        base_url = root if root.endswith("/v1") else root + "/v1"
+        return cls(
+            base_url=base_url,
+            token=resolved_token,
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+            retry_budget=DEFAULT_RETRY_BUDGET if retry_budget is None else retry_budget,
+        )
+
+
+def debug_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``POWERTOOLS_LOG_LEVEL`` asks for debug logging."""
+    env = os.environ if environ is None else environ
+    return env.get(LOG_LEVEL_ENV, "").upper() == "DEBUG"

@@ -1,0 +1,1 @@
+"""Test kit: a fake Flatfile API on loopback and job:ready event builders."""

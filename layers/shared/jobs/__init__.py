@@ -1,0 +1,1 @@
+"""The app's job handlers, one module per job, registered on one listener."""
