@@ -1,1 +1,63 @@
-"""flatfile_jobs: run Flatfile jobs from Python, with parity to @flatfile/plugin-job-handler."""
+"""flatfile_jobs: run Flatfile jobs from Python, request for request like @flatfile/plugin-job-handler.
+
+Example:
+    >>> from flatfile_jobs import FlatfileListener
+    >>> listener = FlatfileListener()
+    >>> @listener.job("space:configure")
+    ... def configure_space(event, tick):
+    ...     tick(10, "Starting configuration...")
+"""
+
+from ._errors import (
+    ConfigurationError,
+    DispatchError,
+    FlatfileAPIError,
+    FlatfileJobsError,
+    InvalidOutcomeError,
+    JobCanceled,
+    JobTimeoutError,
+)
+from ._events import FlatfileEvent
+from ._listener import FlatfileListener, configure, job_handler
+from ._outcomes import (
+    FileLink,
+    JobCompleteDetails,
+    JobOutcome,
+    Next,
+    NextDownload,
+    NextFiles,
+    NextId,
+    NextRetry,
+    NextSnapshot,
+    NextUrl,
+    NextView,
+    NextWait,
+)
+from ._results import JobResult
+
+__all__ = [
+    "ConfigurationError",
+    "DispatchError",
+    "FileLink",
+    "FlatfileAPIError",
+    "FlatfileEvent",
+    "FlatfileJobsError",
+    "FlatfileListener",
+    "InvalidOutcomeError",
+    "JobCanceled",
+    "JobCompleteDetails",
+    "JobOutcome",
+    "JobResult",
+    "JobTimeoutError",
+    "Next",
+    "NextDownload",
+    "NextFiles",
+    "NextId",
+    "NextRetry",
+    "NextSnapshot",
+    "NextUrl",
+    "NextView",
+    "NextWait",
+    "configure",
+    "job_handler",
+]

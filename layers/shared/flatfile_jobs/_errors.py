@@ -68,7 +68,7 @@ class FlatfileAPIError(FlatfileJobsError):
         self.job_id = job_id
 
 
-class JobCanceled(FlatfileJobsError):  # noqa: N818 - the public name is fixed by the API
+class JobCanceled(FlatfileJobsError):
     """The job was canceled in Flatfile; the lifecycle neither completes nor fails it."""
 
     def __init__(self, job_id: str) -> None:
@@ -79,7 +79,8 @@ class JobCanceled(FlatfileJobsError):  # noqa: N818 - the public name is fixed b
 class JobTimeoutError(FlatfileJobsError):
     """The lifecycle's deadline passed while the handler was still running."""
 
-    def __init__(self, job_id: str, seconds: float) -> None:
+    def __init__(self, job_id: str = "", seconds: float = 0.0) -> None:
+        # Defaults let it be raised into a handler's thread, which can only pass the class.
         super().__init__(f"Job timed out after {seconds:.0f} s")
         self.job_id = job_id
         self.seconds = seconds

@@ -1,0 +1,254 @@
+"""The job lifecycle: ack → handler(event, tick) → complete | fail, with parity to the JS plugin.
+
+Wire behaviour (spec §4): ack ``{"info":"Accepted","progress":0}`` outside the error handling (if it fails
+the handler never runs and the error reaches the caller, so the queue redelivers); the handler's return
+value is the complete body (default ``{"outcome":{"message":"Job complete"}}``); an exception from the
+handler or from complete fails the job with its message. On top: coalesced ticks, cancellation, a deadline,
+outcome validation and retries (in the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from ._errors import (
+    FlatfileAPIError,
+    FlatfileJobsError,
+    InvalidEventError,
+    InvalidOutcomeError,
+    JobCanceled,
+    JobTimeoutError,
+)
+from ._events import FlatfileEvent
+from ._log import PLUGIN_PREFIX, get_logger
+from ._outcomes import complete_body
+from ._results import JobResult, JobStatus
+from ._ticks import Ticker, is_canceled, refused
+
+if TYPE_CHECKING:
+    from ._api import FlatfileClient
+
+__all__ = ["ACK_BODY", "JobLog", "fail_body", "run_job"]
+
+ACK_BODY: Mapping[str, Any] = {"info": "Accepted", "progress": 0}
+# Seconds the fail call may take once the deadline has passed (the worker's margin must cover it).
+AFTER_DEADLINE_BUDGET = 5.0
+_TERMINAL = frozenset({"complete", "failed"})
+
+Tick: TypeAlias = Callable[..., Any]
+Handler: TypeAlias = Callable[[FlatfileEvent, Any], Any]
+
+
+class JobLog:
+    """Log lines carrying job id, event id and job name; the plugin's message prefix where it has one."""
+
+    def __init__(self, event: FlatfileEvent) -> None:
+        self._logger = get_logger()
+        self.context = {"job_id": event.job_id, "event_id": event.id, "job": event.job}
+
+    def info(self, message: str, **extra: object) -> None:
+        """Log at INFO."""
+        self._logger.info(message, extra={**self.context, **extra})
+
+    def warning(self, message: str, **extra: object) -> None:
+        """Log at WARNING."""
+        self._logger.warning(message, extra={**self.context, **extra})
+
+    def error(self, message: str, **extra: object) -> None:
+        """Log at ERROR."""
+        self._logger.error(message, extra={**self.context, **extra})
+
+
+def fail_body(message: str) -> dict[str, Any]:
+    """The plugin's fail body for ``message``."""
+    return {"info": message, "outcome": {"acknowledge": True, "message": message}}
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class _TimedOut:
+    seconds: float
+
+
+async def _await_handler(
+    handler: Handler, event: FlatfileEvent, ticker: Ticker, timeout: float | None
+) -> tuple[object, BaseException | None] | _TimedOut:
+    """Run the handler (sync ones on a thread of their own) until it ends or ``timeout`` passes."""
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    thread: threading.Thread | None = None
+    if inspect.iscoroutinefunction(handler):
+        future: asyncio.Future[object] = asyncio.ensure_future(handler(event, ticker.atick))
+    else:
+        future = loop.create_future()
+        thread = threading.Thread(
+            target=_call_in_thread, args=(handler, event, ticker, future, loop), daemon=True
+        )
+        thread.start()
+    done, _ = await asyncio.wait({future}, timeout=timeout)
+    if done:
+        exc = future.exception()
+        return (None, exc) if exc is not None else (future.result(), None)
+    elapsed = time.monotonic() - started
+    ticker.close(JobTimeoutError(event.job_id or "", elapsed))
+    future.cancel()
+    if thread is not None and thread.ident is not None:
+        # Best effort: raise inside the handler's thread at its next bytecode (C calls finish first).
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(JobTimeoutError)
+        )
+    else:
+        await asyncio.wait({future}, timeout=1.0)
+    return _TimedOut(elapsed)
+
+
+def _call_in_thread(
+    handler: Handler,
+    event: FlatfileEvent,
+    ticker: Ticker,
+    future: asyncio.Future[object],
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    def settle(result: object, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    try:
+        result: object = handler(event, ticker.tick)
+        if inspect.isawaitable(result):
+            result = asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+    except BaseException as exc:
+        outcome: tuple[object, BaseException | None] = (None, exc)
+    else:
+        outcome = (result, None)
+    # A closed loop means the lifecycle gave up on this handler long ago.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(settle, *outcome)
+
+
+async def _awaited(awaitable: Awaitable[object]) -> object:
+    return await awaitable
+
+
+async def _ack(client: FlatfileClient, job_id: str) -> tuple[dict[str, Any] | None, JobStatus | None]:
+    """Ack the job; ``(job, None)`` to go on, ``(None, status)`` when it is canceled or already finished."""
+    try:
+        job = await client.ack_job(job_id, ACK_BODY)
+    except FlatfileAPIError as exc:
+        if not refused(exc):
+            raise
+        try:
+            current = await client.get_job(job_id)
+        except FlatfileAPIError:
+            raise exc from None
+        if current.get("status") == "canceled":
+            return None, "canceled"
+        if current.get("status") in _TERMINAL:
+            return None, "skipped"
+        raise
+    return (None, "canceled") if job.get("status") == "canceled" else (job, None)
+
+
+class _JobRun:
+    """One run of the lifecycle: the state its steps share."""
+
+    def __init__(self, event: FlatfileEvent, client: FlatfileClient, job_id: str, debug: bool) -> None:
+        self.event, self.client, self.job_id, self.debug = event, client, job_id, debug
+        self.log = JobLog(event)
+        self.started = time.monotonic()
+        self.ticker: Ticker | None = None
+
+    def result(self, status: JobStatus, message: str | None = None) -> JobResult:
+        seconds = round(time.monotonic() - self.started, 6)
+        return JobResult(self.job_id, self.event.job or "", self.event.id, status, seconds, message)
+
+    async def drain(self) -> None:
+        if self.ticker is not None:
+            await self.ticker.drain()
+
+    async def fail(self, message: str, status: JobStatus, *, budget: float | None = None) -> JobResult:
+        """Log the plugin's FATAL line, flush ticks, fail the job; a failing fail reaches the caller."""
+        self.log.error(f"{PLUGIN_PREFIX}:[FATAL] {message}")
+        await self.drain()
+        try:
+            await self.client.fail_job(self.job_id, fail_body(message), budget=budget)
+        except FlatfileAPIError as exc:
+            if refused(exc) and await is_canceled(self.client, self.job_id):
+                return self.result("canceled")
+            self.log.error("Could not mark the job failed", error=str(exc), status=exc.status)
+            raise
+        return self.result(status, message)
+
+    async def complete(self, value: object) -> JobResult:
+        """Check the handler's return value, flush ticks, complete the job (or fail it with the reason)."""
+        try:
+            body = complete_body(value)
+        except InvalidOutcomeError as exc:
+            return await self.fail(str(exc), "failed")
+        await self.drain()
+        if self.ticker is not None and self.ticker.canceled:
+            return self.result("canceled")
+        if self.debug:
+            self.log.info(f"{PLUGIN_PREFIX}:[INFO] Job complete")
+        try:
+            await self.client.complete_job(self.job_id, body)
+        except FlatfileAPIError as exc:
+            if refused(exc) and await is_canceled(self.client, self.job_id):
+                return self.result("canceled")
+            return await self.fail(_message(exc), "failed")
+        return self.result("completed")
+
+
+async def run_job(
+    event: FlatfileEvent,
+    handler: Handler,
+    *,
+    client: FlatfileClient,
+    tick_interval: float,
+    debug: bool,
+    deadline: float | None,
+) -> JobResult:
+    """Run one job through its lifecycle and report how it ended.
+
+    Raises:
+        FlatfileAPIError: The ack failed (the handler did not run) or the fail call failed.
+        InvalidEventError: The event has no ``context.jobId``.
+    """
+    job_id = event.job_id
+    if job_id is None:
+        raise InvalidEventError("event.context.jobId is missing")
+    run = _JobRun(FlatfileEvent.of(event.raw, api=client), client, job_id, debug)
+    job, early = await _ack(client, job_id)
+    if job is None or early is not None:
+        run.log.info(f"Job not run: {early}", status=early)
+        return run.result(early or "canceled")
+    loop = asyncio.get_running_loop()
+    ticker = run.ticker = Ticker(client, job_id, interval=tick_interval, loop=loop, log=run.log, last_job=job)
+    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+    ran = await _await_handler(handler, run.event, ticker, timeout)
+    if isinstance(ran, _TimedOut):
+        message = f"Job timed out after {ran.seconds:.0f} s"
+        return await run.fail(message, "timed_out", budget=AFTER_DEADLINE_BUDGET)
+    value, error = ran
+    ticker.close(FlatfileJobsError(f"tick() called after job {job_id} ended"))
+    if isinstance(error, JobCanceled) or ticker.canceled:
+        await ticker.drain()
+        return run.result("canceled")
+    if error is not None:
+        return await run.fail(_message(error), "failed")
+    return await run.complete(value)

@@ -1,0 +1,210 @@
+"""FlatfileListener (on / use / dispatch / matches) and job_handler, the plugin that runs job lifecycles."""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar, overload
+
+from ._config import ApiSettings, debug_from_env
+from ._errors import DispatchError
+from ._events import FlatfileEvent
+from ._log import get_logger
+from ._matching import matches_filter, matches_topic
+
+__all__ = ["Callback", "FlatfileListener", "Plugin", "configure", "job_handler"]
+
+Callback: TypeAlias = Callable[[FlatfileEvent], Any]
+Plugin: TypeAlias = Callable[["FlatfileListener"], Any]
+CallbackT = TypeVar("CallbackT", bound=Callback)
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "flatfile_jobs_deadline", default=None
+)
+_configured: dict[str, Any] = {}
+
+
+def configure(*, api_url: str | None = None, token: str | None = None) -> None:
+    """Set the API URL and token for every job handler of this process (they override the environment).
+
+    The worker calls this with the API key it reads from Secrets Manager, so no secret sits in an
+    environment variable. ``None`` leaves a value as it was.
+    """
+    if api_url is not None:
+        _configured["api_url"] = api_url
+    if token is not None:
+        _configured["token"] = token
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscription:
+    query: str | tuple[str, ...]
+    filter: Mapping[str, Any] | None
+    callback: Callback
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        topic = str(event.get("topic") or "")
+        return matches_topic(self.query, topic) and (
+            self.filter is None or matches_filter(self.filter, event)
+        )
+
+
+class FlatfileListener:
+    """Routes events to callbacks by topic glob and filter, like ``@flatfile/listener``.
+
+    Example:
+        >>> listener = FlatfileListener()
+        >>> @listener.job("space:configure")
+        ... def configure_space(event, tick):
+        ...     tick(50, "Halfway there!")
+        >>> listener.matches({"topic": "job:ready", "payload": {"job": "space:configure"}})
+        True
+    """
+
+    def __init__(self) -> None:
+        self._subscriptions: list[_Subscription] = []
+
+    @overload
+    def on(
+        self, query: str | Sequence[str], filter: Mapping[str, Any] | None = None
+    ) -> Callable[[CallbackT], CallbackT]: ...
+
+    @overload
+    def on(
+        self, query: str | Sequence[str], filter: Mapping[str, Any] | None, callback: CallbackT
+    ) -> CallbackT: ...
+
+    def on(
+        self,
+        query: str | Sequence[str],
+        filter: Mapping[str, Any] | None = None,
+        callback: Callback | None = None,
+    ) -> Any:
+        """Register ``callback`` for topics ``query`` and an optional ``filter``; without one, a decorator."""
+        topics = query if isinstance(query, str) else tuple(query)
+
+        def register(fn: CallbackT) -> CallbackT:
+            self._subscriptions.append(_Subscription(topics, filter, fn))
+            return fn
+
+        return register if callback is None else register(callback)
+
+    def use(self, plugin: Plugin) -> FlatfileListener:
+        """Install a plugin (``plugin(listener)``) and return the listener."""
+        plugin(self)
+        return self
+
+    def job(self, job: str | Mapping[str, Any], **options: Any) -> Callable[[HandlerT], HandlerT]:  # noqa: ANN401
+        """Decorator form of ``listener.use(job_handler(job, handler, **options))``."""
+
+        def register(handler: HandlerT) -> HandlerT:
+            self.use(job_handler(job, handler, **options))
+            return handler
+
+        return register
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        """Whether any callback would run for ``event``."""
+        return any(sub.matches(event) for sub in self._subscriptions)
+
+    def dispatch(self, event: Mapping[str, Any], *, timeout: float | None = None) -> list[Any]:
+        """Run every matching callback in registration order; see :meth:`adispatch`."""
+        from ._runtime import run_sync
+
+        return run_sync(self.adispatch(event, timeout=timeout))
+
+    async def adispatch(self, event: Mapping[str, Any], *, timeout: float | None = None) -> list[Any]:
+        """Run every matching callback in order (awaiting async ones) and return their results.
+
+        Job handlers return a :class:`JobResult`. ``timeout`` (seconds) is the jobs' deadline.
+
+        Raises:
+            DispatchError: After all callbacks ran, when any raised (each was logged as it happened).
+        """
+        token = _deadline.set(None if timeout is None else time.monotonic() + timeout)
+        view = FlatfileEvent.of(event)
+        results: list[Any] = []
+        errors: list[BaseException] = []
+        try:
+            for sub in [s for s in self._subscriptions if s.matches(event)]:
+                try:
+                    value = sub.callback(view)
+                    results.append(await value if isinstance(value, Awaitable) else value)
+                except Exception as exc:
+                    get_logger().exception(
+                        "Listener callback failed",
+                        extra={"event_id": view.id, "topic": view.topic, "job_id": view.job_id},
+                    )
+                    errors.append(exc)
+        finally:
+            _deadline.reset(token)
+        if errors:
+            raise DispatchError(errors) from errors[0]
+        return results
+
+
+def job_handler(
+    job: str | Mapping[str, Any],
+    handler: Callable[..., Any],
+    *,
+    debug: bool = False,
+    tick_interval: float = 1.0,
+    api_url: str | None = None,
+    token: str | None = None,
+    request_timeout: float | None = None,
+    retry_budget: float | None = None,
+) -> Plugin:
+    """A plugin that runs ``handler(event, tick)`` for each matching ``job:ready`` event.
+
+    Like ``jobHandler(job, handler, opts)``: ``job`` is ``"domain:operation"`` (globs allowed) or a filter.
+
+    Args:
+        job: The job name, or a filter dict for the event.
+        handler: ``def handler(event, tick)`` or ``async def handler(event, tick)``; returns ``None``, a
+            ``JobCompleteDetails`` or the equivalent dict.
+        debug: Log "Job complete" and every API call at INFO (also on with ``POWERTOOLS_LOG_LEVEL=DEBUG``).
+        tick_interval: Seconds between progress requests; ``0`` sends every tick like the JS plugin.
+        api_url: The API root (default ``FLATFILE_API_URL``, else Flatfile's).
+        token: The bearer token (default ``configure()``'s, else ``FLATFILE_BEARER_TOKEN``/``FLATFILE_API_KEY``).
+        request_timeout: Seconds per request.
+        retry_budget: Seconds all attempts of one API call may take.
+
+    Example:
+        >>> listener = FlatfileListener()
+        >>> listener.use(job_handler("space:configure", lambda event, tick: None))  # doctest: +ELLIPSIS
+        <flatfile_jobs._listener.FlatfileListener object at ...>
+    """
+    if not callable(handler):
+        raise TypeError("job_handler() needs a callable handler(event, tick)")
+    if tick_interval < 0:
+        raise ValueError("tick_interval must be >= 0")
+    filter_ = {"job": job} if isinstance(job, str) else dict(job)
+
+    async def run(event: FlatfileEvent) -> Any:  # noqa: ANN401 - a JobResult
+        from ._api import client_for
+        from ._lifecycle import run_job
+
+        settings = ApiSettings.resolve(
+            api_url=api_url or _configured.get("api_url"),
+            token=token or _configured.get("token"),
+            timeout=request_timeout,
+            retry_budget=retry_budget,
+        )
+        verbose = debug or debug_from_env()
+        client = client_for(settings, debug=verbose)
+        return await run_job(
+            event,
+            handler,
+            client=client,
+            tick_interval=tick_interval,
+            debug=verbose,
+            deadline=_deadline.get(),
+        )
+
+    def plugin(listener: FlatfileListener) -> None:
+        listener.on("job:ready", filter_, run)
+
+    return plugin

@@ -1,0 +1,32 @@
+"""JobResult: how one job ended, as the listener reports it (kept light: the receiver imports it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+__all__ = ["JobResult", "JobStatus"]
+
+JobStatus: TypeAlias = Literal["completed", "failed", "timed_out", "canceled", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """How one job ended, as :meth:`FlatfileListener.dispatch` reports it.
+
+    Attributes:
+        job_id: The job (``us_jb_…``).
+        job: Its name, ``"domain:operation"``.
+        event_id: The event that started it.
+        status: ``completed``, ``failed`` (handler error or bad outcome), ``timed_out``, ``canceled`` (in
+            Flatfile) or ``skipped`` (already complete or failed when it arrived: a redelivery).
+        seconds: Wall time from ack to the last call.
+        message: The failure message, when there is one.
+    """
+
+    job_id: str
+    job: str
+    event_id: str
+    status: JobStatus
+    seconds: float
+    message: str | None = None
