@@ -1,0 +1,12 @@
+/**
+ * Flatfile agent entry (`npx flatfile deploy`): forward every `job:ready` event — the raw event,
+ * signed per Standard Webhooks — to JOBS_WEBHOOK_URL. See README.md.
+ */
+import { createJobReadyHandler } from './src/handler.js'
+
+/**
+ * @param {import('@flatfile/listener').FlatfileListener} listener
+ */
+export default function (listener) {
+  listener.on('job:ready', createJobReadyHandler())
+}
