@@ -8,6 +8,7 @@ Example:
     ...     tick(10, "Starting configuration...")
 """
 
+from ._admin import fail_unfinished_job
 from ._errors import (
     ConfigurationError,
     DispatchError,
@@ -59,5 +60,6 @@ __all__ = [
     "NextView",
     "NextWait",
     "configure",
+    "fail_unfinished_job",
     "job_handler",
 ]

@@ -39,6 +39,22 @@ def configure(*, api_url: str | None = None, token: str | None = None) -> None:
         _configured["token"] = token
 
 
+def configured_settings(
+    *,
+    api_url: str | None = None,
+    token: str | None = None,
+    request_timeout: float | None = None,
+    retry_budget: float | None = None,
+) -> ApiSettings:
+    """API settings: explicit arguments, then :func:`configure`'s values, then the environment."""
+    return ApiSettings.resolve(
+        api_url=api_url or _configured.get("api_url"),
+        token=token or _configured.get("token"),
+        timeout=request_timeout,
+        retry_budget=retry_budget,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Subscription:
     query: str | tuple[str, ...]
@@ -187,11 +203,8 @@ def job_handler(
         from ._api import client_for
         from ._lifecycle import run_job
 
-        settings = ApiSettings.resolve(
-            api_url=api_url or _configured.get("api_url"),
-            token=token or _configured.get("token"),
-            timeout=request_timeout,
-            retry_budget=retry_budget,
+        settings = configured_settings(
+            api_url=api_url, token=token, request_timeout=request_timeout, retry_budget=retry_budget
         )
         verbose = debug or debug_from_env()
         client = client_for(settings, debug=verbose)

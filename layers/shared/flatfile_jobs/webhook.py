@@ -17,14 +17,46 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from ._errors import WebhookVerificationError
+from ._errors import (
+    DeliveryError,
+    ForbiddenEnvironmentError,
+    InvalidEventError,
+    MalformedJSONError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    WebhookVerificationError,
+)
 
-__all__ = ["TOLERANCE_SECONDS", "WebhookVerificationError", "parse_secrets", "sign", "verify"]
+if TYPE_CHECKING:
+    from ._listener import FlatfileListener
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "TOLERANCE_SECONDS",
+    "Delivery",
+    "DeliveryError",
+    "ForbiddenEnvironmentError",
+    "InvalidEventError",
+    "MalformedJSONError",
+    "PayloadTooLargeError",
+    "ReceivePolicy",
+    "UnsupportedMediaTypeError",
+    "WebhookVerificationError",
+    "parse_secrets",
+    "receive",
+    "sign",
+    "verify",
+]
 
 TOLERANCE_SECONDS = 300
+# SQS takes 256 KiB per message; a job:ready event is a few KiB.
+MAX_BODY_BYTES = 256 * 1024
 _PREFIX = "whsec_"
 _MAX_SIGNATURES = 16
 
@@ -77,11 +109,21 @@ def sign(secret: str, body: bytes, *, msg_id: str, timestamp: int | None = None)
     }
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
-    for key, value in headers.items():
+def _find_header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value
+    for key, candidate in headers.items():
         if key.lower() == name:
-            return value
-    raise WebhookVerificationError(f"missing {name} header")
+            return candidate
+    return None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = _find_header(headers, name)
+    if value is None:
+        raise WebhookVerificationError(f"missing {name} header")
+    return value
 
 
 def verify(
@@ -130,3 +172,116 @@ def _decode_v1(item: str) -> bytes | None:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivePolicy:
+    """What a receiver accepts. Secrets never show in ``repr``.
+
+    Attributes:
+        secrets: Accepted signing secrets; several during a rotation.
+        allow_unsigned: Accept requests without a signature (only behind another authenticator).
+        allowed_environments: Flatfile environment ids to accept; empty accepts any.
+        max_body_bytes: Larger bodies are refused.
+    """
+
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    allow_unsigned: bool = False
+    allowed_environments: frozenset[str] = frozenset()
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A job:ready event accepted for the queue.
+
+    Attributes:
+        event: The raw event, without ``_accessToken``.
+        body: ``event`` as compact JSON: what goes on the queue.
+        delivery_id: The ``webhook-id`` (the sender's dedupe key), else the event id.
+    """
+
+    event: dict[str, Any]
+    body: str
+    delivery_id: str
+
+    @property
+    def event_id(self) -> str:
+        """The Flatfile event id."""
+        return str(self.event["id"])
+
+    @property
+    def job_id(self) -> str:
+        """The job id (``context.jobId``)."""
+        return str(self.event["context"]["jobId"])
+
+    @property
+    def job(self) -> str:
+        """The job name (``payload.job``)."""
+        return str(self.event["payload"]["job"])
+
+
+def _check_content_type(headers: Mapping[str, str]) -> None:
+    media_type = (_find_header(headers, "content-type") or "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise UnsupportedMediaTypeError("content-type must be application/json")
+
+
+def _authenticate(
+    body: bytes, headers: Mapping[str, str], policy: ReceivePolicy, now: float | None
+) -> str | None:
+    signed = any(_find_header(headers, name) is not None for name in ("webhook-signature", "webhook-id"))
+    if policy.secrets and (signed or not policy.allow_unsigned):
+        return verify(policy.secrets, body, headers, now=now)
+    if not policy.allow_unsigned:
+        raise WebhookVerificationError("unsigned requests are not accepted")
+    return None
+
+
+def _parse(body: bytes) -> Any:  # noqa: ANN401 - any JSON value
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MalformedJSONError("the body is not valid UTF-8 JSON") from exc
+
+
+def receive(
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    policy: ReceivePolicy,
+    listener: FlatfileListener,
+    now: float | None = None,
+) -> Delivery | None:
+    """Check one webhook delivery; return what to enqueue, or ``None`` when no handler wants the job.
+
+    Accepts the raw Flatfile event and the webhook-event-forwarder's shape (``src``); ``_accessToken`` is
+    dropped before anything else sees the event. Checks run cheapest-first and signature before parsing.
+
+    Raises:
+        PayloadTooLargeError: The body is over ``policy.max_body_bytes``.
+        UnsupportedMediaTypeError: The content type is not JSON.
+        WebhookVerificationError: The signature is missing (and required), malformed, stale or wrong.
+        MalformedJSONError: The body is not UTF-8 JSON.
+        InvalidEventError: Not a job:ready event with ``context.jobId`` and ``payload.job``.
+        ForbiddenEnvironmentError: The event's environment is not on the allow-list.
+    """
+    from ._events import raw_event, require_job_ready
+
+    if len(body) > policy.max_body_bytes:
+        raise PayloadTooLargeError(f"the body is over {policy.max_body_bytes} bytes")
+    _check_content_type(headers)
+    delivery_id = _authenticate(body, headers, policy, now)
+    parsed = _parse(body)
+    if not isinstance(parsed, Mapping):
+        raise InvalidEventError("the body must be a JSON object")
+    event = raw_event(parsed)
+    view = require_job_ready(event)
+    if policy.allowed_environments and view.environment_id not in policy.allowed_environments:
+        raise ForbiddenEnvironmentError("events from this Flatfile environment are not accepted")
+    if not listener.matches(event):
+        return None
+    compact = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    return Delivery(event=event, body=compact, delivery_id=delivery_id or view.id)

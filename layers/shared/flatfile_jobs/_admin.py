@@ -1,0 +1,35 @@
+"""Operations on a job outside a handler's lifecycle (the dead-letter function uses them)."""
+
+from __future__ import annotations
+
+from ._config import ApiSettings
+from ._lifecycle import fail_body
+from ._listener import configured_settings
+from ._runtime import run_sync
+
+__all__ = ["fail_unfinished_job"]
+
+_FINISHED = frozenset({"complete", "failed", "canceled"})
+
+
+def fail_unfinished_job(job_id: str, message: str, *, settings: ApiSettings | None = None) -> bool:
+    """Fail a job unless it already ended; ``True`` when this call failed it.
+
+    Used for jobs that could not be processed (dead letters): a job that completed before its message was
+    dead-lettered must stay complete.
+
+    Raises:
+        FlatfileAPIError: The API could not be reached or refused (the caller keeps the message to retry).
+    """
+
+    async def run() -> bool:
+        from ._api import client_for
+
+        client = client_for(settings or configured_settings())
+        job = await client.get_job(job_id)
+        if job.get("status") in _FINISHED:
+            return False
+        await client.fail_job(job_id, fail_body(message))
+        return True
+
+    return run_sync(run())

@@ -1,0 +1,43 @@
+"""The receiver's one operation: check a delivery, enqueue it, say what happened."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from flatfile_jobs.webhook import MalformedJSONError, receive
+
+from .runtime import get_runtime
+
+__all__ = ["accept", "raw_body"]
+
+
+def raw_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
+    """The request body as the sender's bytes (API Gateway base64-encodes binary bodies)."""
+    if not body:
+        return b""
+    if is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedJSONError("the body is flagged base64 but is not") from None
+    return body.encode("utf-8", errors="surrogateescape")
+
+
+def accept(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+    """Verify, parse and route one delivery; enqueue it when a handler wants it.
+
+    Returns:
+        ``(202, {"status": "accepted", "jobId": …})`` or ``(200, {"status": "ignored"})``.
+
+    Raises:
+        DeliveryError: A subclass naming why the delivery is refused (the caller maps it to a status).
+    """
+    runtime = get_runtime()
+    delivery = receive(body, headers, policy=runtime.receive_policy(), listener=runtime.listener)
+    if delivery is None:
+        return 200, {"status": "ignored"}
+    runtime.queue.send(delivery)
+    return 202, {"status": "accepted", "jobId": delivery.job_id, "eventId": delivery.event_id}

@@ -1,0 +1,111 @@
+"""The adapters one process uses, built once from the environment (cloud) or handed in (local run)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
+
+from flatfile_jobs import ConfigurationError
+from flatfile_jobs.webhook import ReceivePolicy, parse_secrets
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
+    from flatfile_jobs import FlatfileListener
+
+    from .queues import JobQueue
+
+__all__ = ["Runtime", "get_runtime", "secret_reader", "use_runtime"]
+
+SECRET_MAX_AGE = 300
+
+
+@dataclass
+class Runtime:
+    """Everything the functions need besides the event: built lazily, reused across warm invocations.
+
+    Attributes:
+        settings: The stack's settings.
+        queue: Where the receiver puts accepted jobs (and the poller, too).
+        webhook_secrets: Returns the signing secret list (space/comma separated); ``""`` when none.
+        api_token: Returns the Flatfile API key.
+        persistence: The worker's idempotency store.
+        listener: The app's job handlers.
+    """
+
+    settings: Settings
+    queue: JobQueue
+    webhook_secrets: Callable[[], str]
+    api_token: Callable[[], str]
+    persistence: BasePersistenceLayer
+    listener: FlatfileListener
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def receive_policy(self) -> ReceivePolicy:
+        """The receiver's policy from the current secret (cached by value, so rotation takes effect)."""
+        return _policy(
+            self.webhook_secrets(), self.settings.allow_unsigned, self.settings.allowed_environments
+        )
+
+
+@lru_cache(maxsize=4)
+def _policy(secret_value: str, allow_unsigned: bool, allowed: frozenset[str]) -> ReceivePolicy:
+    secrets = parse_secrets(secret_value) if secret_value.strip() else ()
+    return ReceivePolicy(secrets=secrets, allow_unsigned=allow_unsigned, allowed_environments=allowed)
+
+
+def secret_reader(secret_id: str, *, setting: str) -> Callable[[], str]:
+    """A function reading ``secret_id`` from Secrets Manager through Powertools parameters (cached 5 min)."""
+
+    def read() -> str:
+        if not secret_id:
+            raise ConfigurationError(f"{setting} is not set: give the function the secret's ARN")
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)).strip()
+
+    return read
+
+
+def _from_env() -> Runtime:
+    from jobs import listener
+
+    from .idempotency import MemoryPersistenceLayer, dynamodb_persistence
+    from .queues import SqsJobQueue
+    from .settings import FLATFILE_API_KEY_SECRET_ID, WEBHOOK_SECRET_ID
+
+    settings = Settings.from_env()
+    webhook_secrets = secret_reader(settings.webhook_secret_id, setting=WEBHOOK_SECRET_ID)
+    table = settings.idempotency_table
+    return Runtime(
+        settings=settings,
+        queue=SqsJobQueue(settings.job_queue_url),
+        webhook_secrets=webhook_secrets if settings.webhook_secret_id else str,
+        api_token=secret_reader(settings.api_key_secret_id, setting=FLATFILE_API_KEY_SECRET_ID),
+        persistence=dynamodb_persistence(table) if table else MemoryPersistenceLayer(),
+        listener=listener,
+    )
+
+
+@cache
+def _default() -> Runtime:
+    return _from_env()
+
+
+_override: list[Runtime] = []
+
+
+def get_runtime() -> Runtime:
+    """The runtime handed in by :func:`use_runtime`, else the one built from the environment."""
+    return _override[-1] if _override else _default()
+
+
+def use_runtime(runtime: Runtime | None) -> None:
+    """Make the functions use ``runtime`` (the local run and tests); ``None`` goes back to the environment."""
+    _override.clear()
+    if runtime is not None:
+        _override.append(runtime)
+    _default.cache_clear()

@@ -1,0 +1,51 @@
+"""The stack's environment variable names and their parsing, in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Settings"]
+
+JOB_QUEUE_URL = "JOB_QUEUE_URL"
+WEBHOOK_SECRET_ID = "WEBHOOK_SECRET_ID"  # noqa: S105 - a variable name
+FLATFILE_API_KEY_SECRET_ID = "FLATFILE_API_KEY_SECRET_ID"  # noqa: S105 - a variable name
+ALLOW_UNSIGNED = "ALLOW_UNSIGNED"
+ALLOWED_ENVIRONMENT_IDS = "ALLOWED_ENVIRONMENT_IDS"
+IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+POLLER_STATE_TABLE = "POLLER_STATE_TABLE"
+DEADLINE_MARGIN_SECONDS = "DEADLINE_MARGIN_SECONDS"
+FLATFILE_ENVIRONMENT_ID = "FLATFILE_ENVIRONMENT_ID"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The deployed stack's settings: names of resources and secrets, never secret values."""
+
+    job_queue_url: str = ""
+    webhook_secret_id: str = ""
+    api_key_secret_id: str = ""
+    allow_unsigned: bool = False
+    allowed_environments: frozenset[str] = frozenset()
+    idempotency_table: str = ""
+    poller_state_table: str = ""
+    deadline_margin: float = 10.0
+    environment_id: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings the template sets on each function."""
+        env = os.environ if environ is None else environ
+        allowed = env.get(ALLOWED_ENVIRONMENT_IDS, "")
+        return cls(
+            job_queue_url=env.get(JOB_QUEUE_URL, ""),
+            webhook_secret_id=env.get(WEBHOOK_SECRET_ID, ""),
+            api_key_secret_id=env.get(FLATFILE_API_KEY_SECRET_ID, ""),
+            allow_unsigned=env.get(ALLOW_UNSIGNED, "false").strip().lower() == "true",
+            allowed_environments=frozenset(part.strip() for part in allowed.split(",") if part.strip()),
+            idempotency_table=env.get(IDEMPOTENCY_TABLE, ""),
+            poller_state_table=env.get(POLLER_STATE_TABLE, ""),
+            deadline_margin=float(env.get(DEADLINE_MARGIN_SECONDS, "10") or 10),
+            environment_id=env.get(FLATFILE_ENVIRONMENT_ID, ""),
+        )
