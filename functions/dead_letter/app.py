@@ -1,0 +1,35 @@
+"""DeadLetterFunction: fails each dead-lettered job in Flatfile so no user waits on it forever."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from flatfile_stack import dead_letter
+
+logger = Logger()
+metrics = Metrics(namespace="FlatfileJobs")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> bool:
+    """Fail the record's job unless it already ended; an exception keeps the record for a retry."""
+    failed = dead_letter.fail_dead_letter(record.body)
+    metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=1)
+    logger.error("Dead-lettered job", extra={"message_id": record.message_id, "marked_failed": failed})
+    return failed
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """Handle a batch of dead letters, reporting the ones Flatfile could not be told about."""
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,53 @@
+"""ReceiverFunction: the URL Flatfile's forwarder posts to. Check, enqueue, answer: never runs a job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from flatfile_jobs import webhook
+from flatfile_stack import receiver
+
+logger = Logger()
+app = APIGatewayHttpResolver()
+
+# Every way a delivery is refused, and its status: the one place errors become HTTP statuses.
+STATUS_BY_ERROR: dict[type[webhook.DeliveryError], int] = {
+    webhook.MalformedJSONError: 400,
+    webhook.WebhookVerificationError: 401,
+    webhook.ForbiddenEnvironmentError: 403,
+    webhook.PayloadTooLargeError: 413,
+    webhook.UnsupportedMediaTypeError: 415,
+    webhook.InvalidEventError: 422,
+}
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.post("/webhook")
+def webhook_delivery() -> Response[Any]:
+    """Accept one job:ready delivery: 202 when enqueued, 200 when no handler wants it."""
+    event = app.current_event
+    body = receiver.raw_body(event.get("body"), is_base64_encoded=bool(event.get("isBase64Encoded")))
+    status, answer = receiver.accept(body, event.headers)
+    logger.info("Delivery answered", extra={"status": status, **answer})
+    return _json(status, answer)
+
+
+@app.exception_handler(webhook.DeliveryError)  # type: ignore[untyped-decorator]
+def refused(error: webhook.DeliveryError) -> Response[Any]:
+    """A refused delivery: its status and a JSON error the sender can read."""
+    status = STATUS_BY_ERROR.get(type(error), 400)
+    logger.warning("Delivery refused", extra={"status": status, "reason": str(error)})
+    return _json(status, {"error": type(error).__name__, "message": str(error)})
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Route the HTTP API (payload v2) request."""
+    return app.resolve(event, context)

@@ -1,0 +1,35 @@
+"""WorkerFunction: runs each queued job through its lifecycle, once per job id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from flatfile_stack import worker
+
+logger = Logger()
+metrics = Metrics(namespace="FlatfileJobs")
+processor = BatchProcessor(event_type=EventType.SQS)
+_context: list[LambdaContext] = []
+
+
+def record_handler(record: SQSRecord) -> dict[str, Any]:
+    """Run one record's job; an exception marks the record failed so SQS redelivers it."""
+    event_id = record.message_attributes["eventId"]
+    logger.set_correlation_id(event_id.string_value if event_id else record.message_id)
+    return worker.process_record(record.body, _context[-1], metrics)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """Process the batch (size 1) and report failed records individually."""
+    _context[:] = [context]
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
