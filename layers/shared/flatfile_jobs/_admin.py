@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ._config import ApiSettings
-from ._lifecycle import fail_body
-from ._listener import configured_settings
-from ._runtime import run_sync
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._config import ApiSettings
 
 __all__ = ["fail_unfinished_job"]
 
@@ -22,9 +22,12 @@ def fail_unfinished_job(job_id: str, message: str, *, settings: ApiSettings | No
         FlatfileAPIError: The API could not be reached or refused (the caller keeps the message to retry).
     """
 
-    async def run() -> bool:
-        from ._api import client_for
+    from ._api import client_for
+    from ._lifecycle import fail_body
+    from ._listener import configured_settings
+    from ._runtime import run_sync
 
+    async def run() -> bool:
         client = client_for(settings or configured_settings())
         job = await client.get_job(job_id)
         if job.get("status") in _FINISHED:

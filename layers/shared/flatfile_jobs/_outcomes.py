@@ -33,7 +33,7 @@ __all__ = [
 DEFAULT_COMPLETE_BODY: Mapping[str, Any] = {"outcome": {"message": "Job complete"}}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class NextId:
     """Send the user to a Flatfile resource by id."""
 
@@ -44,7 +44,7 @@ class NextId:
     type: Literal["id"] = "id"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class NextUrl:
     """Send the user to a URL."""
 
@@ -53,7 +53,7 @@ class NextUrl:
     type: Literal["url"] = "url"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class NextDownload:
     """Offer a file download."""
 
@@ -63,7 +63,7 @@ class NextDownload:
     type: Literal["download"] = "download"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class FileLink:
     """One file of a :class:`NextFiles`."""
 
@@ -71,7 +71,7 @@ class FileLink:
     label: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class NextFiles:
     """Point the user at Flatfile files."""
 
@@ -80,7 +80,7 @@ class NextFiles:
     type: Literal["files"] = "files"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class NextWait:
     """Keep the dialog open (optionally with a fade or confetti)."""
 
@@ -89,7 +89,7 @@ class NextWait:
     type: Literal["wait"] = "wait"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class NextSnapshot:
     """Open a sheet snapshot."""
 
@@ -98,7 +98,7 @@ class NextSnapshot:
     type: Literal["snapshot"] = "snapshot"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class NextRetry:
     """Offer to run the job again."""
 
@@ -106,7 +106,7 @@ class NextRetry:
     type: Literal["retry"] = "retry"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class NextView:
     """Open a sheet view with some columns hidden."""
 
@@ -119,7 +119,7 @@ class NextView:
 Next: TypeAlias = NextId | NextUrl | NextDownload | NextFiles | NextWait | NextSnapshot | NextRetry | NextView
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class JobOutcome:
     """What the user sees when the job ends."""
 
@@ -132,7 +132,7 @@ class JobOutcome:
     hide_default_button: bool | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class JobCompleteDetails:
     """The body of ``POST /jobs/{id}/complete`` (and ``/fail``).
 
