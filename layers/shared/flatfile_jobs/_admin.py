@@ -21,7 +21,6 @@ def fail_unfinished_job(job_id: str, message: str, *, settings: ApiSettings | No
     Raises:
         FlatfileAPIError: The API could not be reached or refused (the caller keeps the message to retry).
     """
-
     from ._api import client_for
     from ._lifecycle import fail_body
     from ._listener import configured_settings

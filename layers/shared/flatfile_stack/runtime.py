@@ -14,6 +14,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
+
     from flatfile_jobs import FlatfileListener
 
     from .queues import JobQueue

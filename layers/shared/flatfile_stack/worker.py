@@ -6,9 +6,10 @@ import json
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import flatfile_jobs
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+import flatfile_jobs
 
 from .runtime import Runtime, get_runtime
 
