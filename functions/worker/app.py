@@ -22,7 +22,9 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
     """Run one record's job; an exception marks the record failed so SQS redelivers it."""
     event_id = record.message_attributes["eventId"]
     logger.set_correlation_id(event_id.string_value if event_id else record.message_id)
-    return worker.process_record(record.body, _context[-1], metrics)
+    receives = int(record.attributes.approximate_receive_count or 1)
+    with worker.retry_soon_on_failure(record.receipt_handle, receives):
+        return worker.process_record(record.body, _context[-1], metrics)
 
 
 @metrics.log_metrics

@@ -30,6 +30,7 @@ Template = dict[str, Any]
 # is given (none of them expands to a "*" action).
 ALLOWED_POLICY_TEMPLATES = {
     "SQSSendMessagePolicy",
+    "SQSPollerPolicy",
     "DynamoDBCrudPolicy",
     "AWSSecretsManagerGetSecretValuePolicy",
 }
@@ -330,6 +331,7 @@ def test_functions_get_the_env_their_code_reads(template: Template, resources: d
         },
         "WorkerFunction": {
             "IDEMPOTENCY_TABLE": ref("IdempotencyTable"),
+            "JOB_QUEUE_URL": ref("JobQueue"),
             "FLATFILE_API_KEY_SECRET_ID": ref("FlatfileApiKeySecret"),
             "POWERTOOLS_SERVICE_NAME": "flatfile-jobs-worker",
         },
@@ -413,6 +415,7 @@ def test_functions_use_least_privilege_policy_templates(resources: dict[str, Any
         "WorkerFunction": [
             {"DynamoDBCrudPolicy": {"TableName": ref("IdempotencyTable")}},
             {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": ref("FlatfileApiKeySecret")}},
+            {"SQSPollerPolicy": {"QueueName": get_att("JobQueue", "QueueName")}},
         ],
         "DeadLetterFunction": [
             {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": ref("FlatfileApiKeySecret")}},

@@ -21,6 +21,9 @@ class JobQueue(Protocol):
     def send(self, delivery: Delivery) -> None:
         """Enqueue one delivery (at least once)."""
 
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        """Make a received message visible again after ``seconds`` (a failed record's backoff)."""
+
 
 def _attributes(delivery: Delivery) -> dict[str, dict[str, str]]:
     return {
@@ -39,13 +42,22 @@ class SqsJobQueue:
 
     def send(self, delivery: Delivery) -> None:
         """``SendMessage`` with the event id and job id as message attributes."""
+        self._sqs().send_message(
+            QueueUrl=self.queue_url, MessageBody=delivery.body, MessageAttributes=_attributes(delivery)
+        )
+
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        """``ChangeMessageVisibility``: SQS hands the message out again after ``seconds``."""
+        self._sqs().change_message_visibility(
+            QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
+
+    def _sqs(self) -> Any:  # noqa: ANN401 - a boto3 SQS client
         if self._client is None:
             import boto3
 
             self._client = boto3.client("sqs")
-        self._client.send_message(
-            QueueUrl=self.queue_url, MessageBody=delivery.body, MessageAttributes=_attributes(delivery)
-        )
+        return self._client
 
 
 @dataclass
@@ -85,6 +97,9 @@ class MemoryJobQueue:
         with self._lock:
             self._in_flight[receipt] = message
         return _record(message, receipt)
+
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        """Nothing to do: :meth:`release` puts a failed message back at once (local runs don't wait)."""
 
     def delete(self, receipt_handle: str) -> None:
         """Drop a processed message."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -19,7 +22,11 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
     from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
 
-__all__ = ["IDEMPOTENCY_CONFIG", "process_record"]
+__all__ = ["IDEMPOTENCY_CONFIG", "process_record", "retry_soon_on_failure"]
+
+# A failed record comes back after ~30 s, 1, 2, 4, 8 min… instead of the queue's 90-minute visibility timeout.
+RETRY_BASE_SECONDS = 30
+RETRY_CAP_SECONDS = 900
 
 # A finished job's record is kept a day: a later duplicate is answered from it without running anything.
 IDEMPOTENCY_CONFIG = IdempotencyConfig(event_key_jmespath="job_id", expires_after_seconds=24 * 3600)
@@ -92,3 +99,24 @@ def _record_metrics(metrics: Metrics, outcome: dict[str, Any]) -> None:
         metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=_METRIC_BY_STATUS[result["status"]], unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="JobDuration", unit=MetricUnit.Seconds, value=result["seconds"])
+
+
+def retry_delay(receive_count: int) -> int:
+    """Seconds before a record that failed on its ``receive_count``-th receive is handed out again."""
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, receive_count - 1))
+    return int(ceiling / 2 + random.uniform(0, ceiling / 2))
+
+
+@contextmanager
+def retry_soon_on_failure(receipt_handle: str, receive_count: int) -> Iterator[None]:
+    """On an exception, shorten the record's visibility so SQS retries it soon; the exception goes on."""
+    try:
+        yield
+    except Exception:
+        try:
+            get_runtime().queue.retry_later(receipt_handle, retry_delay(receive_count))
+        except Exception:
+            from aws_lambda_powertools import Logger
+
+            Logger(child=True).warning("Could not shorten the failed record's visibility", exc_info=True)
+        raise
