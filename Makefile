@@ -7,6 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
 export PYENV_VERSION := 3.11.7:3.12.1:3.13.0
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: demo test lint typecheck pytest node-test build validate bench chaos events clean
 
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml requirements-dev.txt layers/shared/requirements.txt
 demo: $(STAMP)
 	$(BIN)/flatfile-jobs demo
 
-test: lint typecheck pytest node-test
+test: lint typecheck pytest node-test build
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,8 +32,8 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
-node-test:
-	cd forwarder && npm ci --silent --no-audit --no-fund && npm test
+node-test: $(STAMP)
+	cd forwarder && npm ci --silent --no-audit --no-fund && PYTHON=$(abspath $(BIN)/python) npm test
 
 $(SAM): 
 	$(PYTHON) -m venv $(SAM_VENV)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["Runtime", "get_runtime", "secret_reader", "use_runtime"]
 
 SECRET_MAX_AGE = 300
+# What template.yaml puts in the API key secret until the user stores the real key.
+API_KEY_PLACEHOLDER = "REPLACE_WITH_FLATFILE_SECRET_KEY"
 
 
 @dataclass
@@ -66,7 +68,13 @@ def secret_reader(secret_id: str, *, setting: str) -> Callable[[], str]:
             raise ConfigurationError(f"{setting} is not set: give the function the secret's ARN")
         from aws_lambda_powertools.utilities import parameters
 
-        return str(parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)).strip()
+        value = str(parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)).strip()
+        if not value or value == API_KEY_PLACEHOLDER:
+            raise ConfigurationError(
+                f"The secret named by {setting} holds no value yet: store it with "
+                "'aws secretsmanager put-secret-value --secret-id <arn> --secret-string ...'"
+            )
+        return value
 
     return read
 
