@@ -34,11 +34,14 @@ from ._outcomes import (
     NextView,
     NextWait,
 )
+from ._polling import EventCursor, EventPoller
 from ._results import JobResult
 
 __all__ = [
     "ConfigurationError",
     "DispatchError",
+    "EventCursor",
+    "EventPoller",
     "FileLink",
     "FlatfileAPIError",
     "FlatfileEvent",
