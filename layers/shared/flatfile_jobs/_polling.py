@@ -227,7 +227,7 @@ class EventPoller:
             "pageSize": str(self.page_size),
             "pageNumber": str(number),
         }
-        data = await self._api().request("GET", "/events", params=params, budget=self.request_budget)
+        data = await self._api().request("GET", "/events", params=params, budget=self._budget())
         return list(data) if isinstance(data, list) else []
 
     async def aack(self, event: Mapping[str, Any]) -> None:
@@ -236,7 +236,11 @@ class EventPoller:
         Raises:
             FlatfileAPIError: The ack failed.
         """
-        await self._api().request("POST", f"/events/{event['id']}/ack", budget=self.request_budget)
+        await self._api().request("POST", f"/events/{event['id']}/ack", budget=self._budget())
+
+    def _budget(self) -> float | None:
+        # A zero budget would make stamina warn; a millisecond allows the one attempt and no retry.
+        return None if self.request_budget is None else max(self.request_budget, 0.001)
 
     def poll(self) -> list[dict[str, Any]]:
         """Synchronous :meth:`apoll`."""
