@@ -1,0 +1,25 @@
+"""PollerFunction (optional, EnablePoller=true): every minute, enqueue new job:ready events from the Flatfile API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from flatfile_stack import poller
+
+logger = Logger()
+metrics = Metrics(namespace="FlatfileJobs")
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Poll once (the schedule's event carries nothing we need) and report what was enqueued."""
+    summary = poller.poll_once(context.get_remaining_time_in_millis)
+    metrics.add_metric(name="EventsPolled", unit=MetricUnit.Count, value=summary.events)
+    metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=summary.enqueued)
+    logger.info("Poll finished", extra=summary.as_dict())
+    return summary.as_dict()

@@ -1,0 +1,241 @@
+"""PollerFunction against the fake Flatfile API and moto (SQS + DynamoDB): each handled job enqueued once.
+
+Decision tested here: events no handler wants are passed over (the cursor moves past them) but not acked,
+so other consumers of the environment still see them; handled ones are acked after they are enqueued.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+import flatfile_jobs._listener
+from flatfile_jobs import ConfigurationError, FlatfileAPIError
+from flatfile_jobs.testing import FakeFlatfile, Fault
+from flatfile_jobs.webhook import ReceivePolicy, receive
+from flatfile_stack.idempotency import MemoryPersistenceLayer
+from flatfile_stack.queues import SqsJobQueue
+from flatfile_stack.runtime import Runtime, use_runtime
+from flatfile_stack.settings import Settings
+from jobs import listener
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = "us_env_poll"
+TABLE = "flatfile-jobs-state"
+SAMPLE_JOBS = ("space:configure", "workbook:submit", "file:process", "data:validate")
+
+
+class Context:
+    """The parts of Lambda's context the functions read; remaining time counts down from ``seconds``."""
+
+    function_name = "poller"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:poller"
+    aws_request_id = "req-poller"
+    log_group_name = "/aws/lambda/poller"
+    log_stream_name = "local"
+
+    def __init__(self, seconds: float = 60.0) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
+
+
+def load_app() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("poller_app_under_test", ROOT / "functions/poller/app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeFlatfile]:
+    with FakeFlatfile(seed=1) as server:
+        yield server
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Moto's SQS queue and DynamoDB table (key ``id``), with throwaway credentials."""
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        queue_url = sqs.create_queue(QueueName="JobQueue")["QueueUrl"]
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield {"sqs": sqs, "queue_url": queue_url, "dynamodb": dynamodb}
+
+
+@pytest.fixture
+def runtime(fake: FakeFlatfile, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    """The stack's runtime on moto and the fake; the library's configure() state restored afterwards."""
+    saved = dict(flatfile_jobs._listener._configured)
+    flatfile_jobs._listener._configured.clear()
+    monkeypatch.setenv("FLATFILE_API_URL", fake.url)
+    settings = Settings(job_queue_url=aws["queue_url"], poller_state_table=TABLE, environment_id=ENV)
+    built = Runtime(
+        settings=settings,
+        queue=SqsJobQueue(aws["queue_url"]),
+        webhook_secrets=str,
+        api_token=lambda: fake.token,
+        persistence=MemoryPersistenceLayer(),
+        listener=listener,
+    )
+    use_runtime(built)
+    try:
+        yield built
+    finally:
+        use_runtime(None)
+        flatfile_jobs._listener._configured.clear()
+        flatfile_jobs._listener._configured.update(saved)
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> ModuleType:
+    return load_app()
+
+
+def messages(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    answer = aws["sqs"].receive_message(
+        QueueUrl=aws["queue_url"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )
+    return list(answer.get("Messages", []))
+
+
+def cursor_item(aws: dict[str, Any]) -> dict[str, Any]:
+    answer = aws["dynamodb"].get_item(TableName=TABLE, Key={"id": {"S": f"poller-cursor#{ENV}"}})
+    return dict(answer.get("Item", {}))
+
+
+def add_sample_events(fake: FakeFlatfile) -> list[dict[str, Any]]:
+    events = [fake.create_job_event(job, environment_id=ENV) for job in SAMPLE_JOBS]
+    events.append(fake.create_job_event("sheet:unhandled", environment_id=ENV))
+    return events
+
+
+def test_each_handled_job_is_enqueued_once_across_runs(
+    app: ModuleType, fake: FakeFlatfile, aws: dict[str, Any]
+) -> None:
+    """Run 1 enqueues the four sample jobs; run 2 enqueues nothing; a new event is enqueued by run 3."""
+    events = add_sample_events(fake)
+    first = app.lambda_handler({"source": "aws.events"}, Context())
+    assert (first["events"], first["enqueued"], first["ignored"]) == (5, 4, 1)
+    assert sorted(first["jobIds"]) == sorted(e["context"]["jobId"] for e in events[:4])
+    assert len(messages(aws)) == 4
+    second = app.lambda_handler({}, Context())
+    assert (second["events"], second["enqueued"]) == (0, 0)
+    late = fake.create_job_event("space:configure", environment_id=ENV)
+    third = app.lambda_handler({}, Context())
+    assert third["jobIds"] == [late["context"]["jobId"]]
+
+
+def test_messages_match_what_the_receiver_enqueues(
+    app: ModuleType, fake: FakeFlatfile, aws: dict[str, Any]
+) -> None:
+    """Body and attributes (eventId, jobId, job) are the receiver's, so the worker cannot tell them apart."""
+    event = fake.create_job_event("workbook:submit", environment_id=ENV)
+    app.lambda_handler({}, Context())
+    [message] = messages(aws)
+    stored = fake.events[event["id"]]
+    expected = receive(
+        json.dumps({k: v for k, v in stored.items() if k != "acknowledgedAt"}).encode(),
+        {"content-type": "application/json"},
+        policy=ReceivePolicy(allow_unsigned=True),
+        listener=listener,
+    )
+    assert expected is not None
+    assert json.loads(message["Body"]) == {**expected.event}
+    attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
+    assert attributes == {
+        "eventId": event["id"],
+        "jobId": event["context"]["jobId"],
+        "job": "workbook:submit",
+    }
+
+
+def test_handled_events_are_acked_and_unhandled_ones_left_for_others(
+    app: ModuleType, fake: FakeFlatfile
+) -> None:
+    """Enqueued events are acked in Flatfile; the unhandled job's event stays unacknowledged."""
+    events = add_sample_events(fake)
+    app.lambda_handler({}, Context())
+    acked = {e["id"] for e in events if fake.events[e["id"]].get("acknowledgedAt")}
+    assert acked == {e["id"] for e in events[:4]}
+
+
+def test_the_cursor_is_stored_under_the_environments_key(
+    app: ModuleType, fake: FakeFlatfile, aws: dict[str, Any]
+) -> None:
+    """The item poller-cursor#<env> holds the newest event's createdAt and its id."""
+    events = add_sample_events(fake)
+    answer = app.lambda_handler({}, Context())
+    item = cursor_item(aws)
+    assert item["since"]["S"] == events[-1]["createdAt"] == answer["cursor"]
+    assert [entry["S"] for entry in item["seen"]["L"]] == [events[-1]["id"]]
+
+
+def test_a_new_poller_instance_resumes_from_the_stored_cursor(
+    runtime: Runtime, fake: FakeFlatfile, aws: dict[str, Any]
+) -> None:
+    """A cold start (fresh module and runtime extras) reads the cursor from DynamoDB and repeats nothing."""
+    add_sample_events(fake)
+    load_app().lambda_handler({}, Context())
+    runtime.extras.clear()
+    again = load_app().lambda_handler({}, Context())
+    assert (again["events"], again["enqueued"]) == (0, 0)
+    assert len(messages(aws)) == 4
+
+
+def test_it_stops_early_when_lambda_time_runs_short(
+    app: ModuleType, fake: FakeFlatfile, aws: dict[str, Any]
+) -> None:
+    """With less than the deadline margin left, nothing is enqueued and the next run picks everything up."""
+    add_sample_events(fake)
+    short = app.lambda_handler({}, Context(seconds=5))
+    assert short["stoppedEarly"] is True
+    assert short["enqueued"] == 0
+    assert app.lambda_handler({}, Context())["enqueued"] == 4
+
+
+def test_an_api_failure_fails_the_run_without_enqueueing(
+    app: ModuleType, fake: FakeFlatfile, aws: dict[str, Any]
+) -> None:
+    """GET /events failing for good raises (the invocation fails; the next schedule retries)."""
+    add_sample_events(fake)
+    fake.add_fault(Fault(path="/events", status=503))
+    with pytest.raises(FlatfileAPIError):
+        app.lambda_handler({}, Context(seconds=11))
+    assert messages(aws) == []
+
+
+def test_missing_environment_id_names_the_variable(runtime: Runtime, app: ModuleType) -> None:
+    """Without FLATFILE_ENVIRONMENT_ID the run fails with a ConfigurationError naming it."""
+    use_runtime(dataclasses.replace(runtime, settings=Settings(poller_state_table=TABLE), extras={}))
+    with pytest.raises(ConfigurationError, match="FLATFILE_ENVIRONMENT_ID"):
+        app.lambda_handler({}, Context())
