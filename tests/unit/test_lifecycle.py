@@ -318,6 +318,7 @@ def test_interval_zero_sends_every_tick(fake: FakeFlatfile, listen: Listen, scri
         (150, 100),
         (-5, 0),
         (33.6, 34),
+        (2.5, 3),
         (33.4, 33),
         (0, 0),
         (100, 100),
@@ -552,6 +553,20 @@ def test_a_handler_that_swallows_job_canceled_still_does_not_complete(
 
 
 @pytest.mark.parametrize("canceled_ack", ["ok", "error"])
+def test_canceled_after_the_last_tick_is_reported_canceled(
+    fake: FakeFlatfile, listen: Listen, script: Script, canceled_ack: Any
+) -> None:
+    """Canceled after the handler's last tick: complete is refused (or echoes the canceled job) → "canceled"."""
+    fake.canceled_ack = canceled_ack
+    event, job_id = new_job(fake)
+    handler = script(("tick", 10), ("do", lambda e: fake.cancel_job(job_id)))
+    result = one_result(listen(handler, tick_interval=0), event)
+    assert result.status == "canceled"
+    assert fake.job(job_id)["status"] == "canceled"
+    assert not any(path.endswith("/fail") for path, _ in fake.calls(job_id))
+
+
+@pytest.mark.parametrize("canceled_ack", ["ok", "error"])
 def test_ack_of_an_already_canceled_job_skips_the_handler(
     fake: FakeFlatfile, listen: Listen, script: Script, canceled_ack: Any
 ) -> None:
@@ -671,16 +686,7 @@ def test_a_bad_outcome_fails_the_job_naming_the_problem(
 
 @pytest.mark.parametrize(
     "debug",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: client_for builds a new debugging() client per event; remove with the fix",
-            ),
-        ),
-    ],
+    [False, True],
 )
 def test_one_client_is_reused_across_dispatches(
     fake: FakeFlatfile, listen: Listen, script: Script, debug: bool
@@ -797,9 +803,6 @@ def test_api_calls_are_logged_at_debug_unless_asked(
     assert all(r.levelno == logging.INFO for r in loud)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: API call lines lack event_id and job; remove this mark with the fix"
-)
 def test_api_call_lines_carry_event_id_and_job_name(
     fake: FakeFlatfile, listen: Listen, script: Script, lib_records: Records
 ) -> None:

@@ -146,9 +146,6 @@ def test_filter(filter_: dict[str, Any], expected: bool) -> None:
     assert matches_filter(filter_, EVENT) is expected
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: _key_paths needs `path == key` too; remove this mark with the fix"
-)
 def test_filter_key_matches_a_top_level_event_key() -> None:
     """A bare filter key also matches a top-level field (`**.<key>` covers zero segments; the JS event has `src.`).
 

@@ -136,9 +136,6 @@ def test_malformed_headers_are_verification_errors(headers: dict[str, str]) -> N
         verify([SECRET], BODY, headers, now=TIMESTAMP)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: verify() raises UnicodeEncodeError; remove this mark with the fix"
-)
 def test_an_id_that_is_not_valid_unicode_is_a_verification_error() -> None:
     """A webhook-id with a lone surrogate (JSON "\\ud800" in an API Gateway event) is a 401, not a 500."""
     headers = {**HEADERS, "webhook-id": "msg_\ud800"}

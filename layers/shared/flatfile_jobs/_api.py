@@ -19,7 +19,7 @@ import stamina
 
 from ._config import ApiSettings
 from ._errors import FlatfileAPIError
-from ._log import get_logger
+from ._log import get_logger, log_context
 
 if TYPE_CHECKING:
     import httpx
@@ -170,6 +170,7 @@ class FlatfileClient:
     ) -> None:
         ms = round((time.perf_counter() - started) * 1000, 2)
         extra = {
+            **log_context.get(),
             "method": method,
             "path": path,
             "status": status,
@@ -229,20 +230,23 @@ def _new_http(settings: ApiSettings) -> httpx.AsyncClient:
     )
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[ApiSettings, FlatfileClient]] = (
-    weakref.WeakKeyDictionary()
-)
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[ApiSettings, bool], FlatfileClient]
+] = weakref.WeakKeyDictionary()
 
 
 def client_for(settings: ApiSettings, *, debug: bool = False) -> FlatfileClient:
     """The client for ``settings`` on the running event loop, built on first use and then reused.
 
     httpx's async connections belong to one event loop, so clients are kept per loop; the lifecycle runs
-    every job on one long-lived loop per thread, which makes this one client per process in Lambda.
+    every job on one long-lived loop per thread, which makes this one client per process in Lambda. The
+    debug and quiet variants share one connection pool and are each built once.
     """
     loop = asyncio.get_running_loop()
     per_loop = _clients.setdefault(loop, {})
-    client = per_loop.get(settings)
+    client = per_loop.get((settings, debug))
     if client is None:
-        client = per_loop[settings] = FlatfileClient(settings)
-    return client.debugging(debug)
+        other = per_loop.get((settings, not debug))
+        client = other.debugging(debug) if other is not None else FlatfileClient(settings, debug=debug)
+        per_loop[(settings, debug)] = client
+    return client

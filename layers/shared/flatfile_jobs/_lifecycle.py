@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ctypes
 import inspect
 import threading
@@ -28,7 +29,7 @@ from ._errors import (
     JobTimeoutError,
 )
 from ._events import FlatfileEvent
-from ._log import PLUGIN_PREFIX, get_logger
+from ._log import PLUGIN_PREFIX, get_logger, log_context
 from ._outcomes import complete_body
 from ._results import JobResult, JobStatus
 from ._ticks import Ticker, is_canceled, refused
@@ -92,8 +93,10 @@ async def _await_handler(
         future: asyncio.Future[object] = asyncio.ensure_future(handler(event, ticker.atick))
     else:
         future = loop.create_future()
+        # Like asyncio.to_thread: the handler's thread (and the ticks it sends) see the caller's contextvars.
+        context = contextvars.copy_context()
         thread = threading.Thread(
-            target=_call_in_thread, args=(handler, event, ticker, future, loop), daemon=True
+            target=context.run, args=(_call_in_thread, handler, event, ticker, future, loop), daemon=True
         )
         thread.start()
     done, _ = await asyncio.wait({future}, timeout=timeout)
@@ -206,12 +209,13 @@ class _JobRun:
         if self.debug:
             self.log.info(f"{PLUGIN_PREFIX}:[INFO] Job complete")
         try:
-            await self.client.complete_job(self.job_id, body)
+            job = await self.client.complete_job(self.job_id, body)
         except FlatfileAPIError as exc:
             if refused(exc) and await is_canceled(self.client, self.job_id):
                 return self.result("canceled")
             return await self.fail(_message(exc), "failed")
-        return self.result("completed")
+        # An API that answers a canceled job with the job rather than an error: it stays canceled.
+        return self.result("canceled" if job.get("status") == "canceled" else "completed")
 
 
 async def run_job(
@@ -233,6 +237,15 @@ async def run_job(
     if job_id is None:
         raise InvalidEventError("event.context.jobId is missing")
     run = _JobRun(FlatfileEvent.of(event.raw, api=client), client, job_id, debug)
+    token = log_context.set(run.log.context)
+    try:
+        return await _run(run, handler, tick_interval, deadline)
+    finally:
+        log_context.reset(token)
+
+
+async def _run(run: _JobRun, handler: Handler, tick_interval: float, deadline: float | None) -> JobResult:
+    client, job_id = run.client, run.job_id
     job, early = await _ack(client, job_id)
     if job is None or early is not None:
         run.log.info(f"Job not run: {early}", status=early)

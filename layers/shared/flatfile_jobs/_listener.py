@@ -152,7 +152,12 @@ class FlatfileListener:
                 except Exception as exc:
                     get_logger().exception(
                         "Listener callback failed",
-                        extra={"event_id": view.id, "topic": view.topic, "job_id": view.job_id},
+                        extra={
+                            "event_id": view.id,
+                            "topic": view.topic,
+                            "job_id": view.job_id,
+                            "job": view.job,
+                        },
                     )
                     errors.append(exc)
         finally:

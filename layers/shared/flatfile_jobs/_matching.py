@@ -103,8 +103,9 @@ def _value_matches(expected: object, actual: object) -> bool:
 def _key_paths(key: str, paths: Mapping[str, Any]) -> list[str]:
     """The event paths a filter key selects."""
     if "." not in key and "*" not in key:
+        # `**.<key>`: `**` may be empty, so the top-level key itself matches too.
         suffix = "." + key
-        return [path for path in paths if path.endswith(suffix)]
+        return [path for path in paths if path == key or path.endswith(suffix)]
     return [path for path in paths if segment_glob(key, path, ".")]
 
 

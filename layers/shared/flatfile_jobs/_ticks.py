@@ -34,7 +34,8 @@ def tick_body(progress: object, info: object = None) -> dict[str, Any]:
         raise TypeError(f"tick() progress must be a number, got {progress!r}")
     if info is not None and not isinstance(info, str):
         raise TypeError(f"tick() info must be a string, got {type(info).__name__}")
-    value = round(min(100.0, max(0.0, float(progress))))
+    # Halves round up, like JavaScript's Math.round (Python's round() would send 2 for 2.5).
+    value = math.floor(min(100.0, max(0.0, float(progress))) + 0.5)
     return {"progress": value} if info is None else {"progress": value, "info": info}
 
 

@@ -144,7 +144,7 @@ def verify(
     msg_id = _header(headers, "webhook-id")
     stamp = _header(headers, "webhook-timestamp")
     signatures = _header(headers, "webhook-signature")
-    if not msg_id or len(msg_id) > 256:
+    if not msg_id or len(msg_id) > 256 or not _encodable(msg_id):
         raise WebhookVerificationError("invalid webhook-id header")
     if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
         raise WebhookVerificationError("invalid webhook-timestamp header")
@@ -161,6 +161,15 @@ def verify(
     if not matched:
         raise WebhookVerificationError("no matching webhook signature")
     return msg_id
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (a JSON-decoded header may hold a lone surrogate)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _decode_v1(item: str) -> bytes | None:
