@@ -1,0 +1,179 @@
+"""Event files: HTTP API v2 requests for the receiver, SQS batches for the worker, schedules for the poller."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from flatfile_jobs import webhook
+
+from ._common import CliError
+
+__all__ = [
+    "FUNCTIONS",
+    "SAMPLE_JOBS",
+    "FunctionName",
+    "detect_function",
+    "events_in",
+    "http_api_event",
+    "read_event",
+    "receiver_body",
+    "resign",
+    "sample_file",
+]
+
+FunctionName = Literal["receiver", "worker", "dead_letter", "poller"]
+FUNCTIONS: tuple[FunctionName, ...] = ("receiver", "worker", "dead_letter", "poller")
+# The four sample jobs of layers/shared/jobs and how each ends: data:validate fails by design.
+SAMPLE_JOBS: dict[str, str] = {
+    "space:configure": "complete",
+    "workbook:submit": "complete",
+    "file:process": "complete",
+    "data:validate": "failed",
+}
+
+
+def read_event(path: Path) -> dict[str, Any]:
+    """Read one event file (a JSON object).
+
+    Raises:
+        CliError: Missing, unreadable or not a JSON object.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"no such event file: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {path} as JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CliError(f"{path} must hold a JSON object")
+    return data
+
+
+def detect_function(path: Path, event: Mapping[str, Any]) -> FunctionName:
+    """The function an event file is for: from its folder (``events/<function>/``), else from its shape.
+
+    Raises:
+        CliError: Neither tells (pass ``--function``).
+    """
+    if path.parent.name in FUNCTIONS:
+        return path.parent.name
+    if event.get("version") == "2.0" and isinstance(event.get("requestContext"), Mapping):
+        return "receiver"
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], Mapping):
+        attributes = records[0].get("attributes") or {}
+        return "dead_letter" if "DeadLetterQueueSourceArn" in attributes else "worker"
+    if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
+        return "poller"
+    raise CliError(f"cannot tell which function {path} is for: pass --function {'|'.join(FUNCTIONS)}")
+
+
+def receiver_body(event: Mapping[str, Any]) -> bytes:
+    """The request body of an HTTP API v2 event, as the sender's bytes."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(str(body))
+    return str(body).encode("utf-8")
+
+
+def _event_id(body: bytes) -> str:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return f"msg_{uuid.uuid4().hex}"
+    source = parsed.get("src") if isinstance(parsed, dict) else None
+    event = source if isinstance(source, dict) else parsed
+    return str(event.get("id") or f"msg_{uuid.uuid4().hex}") if isinstance(event, dict) else "msg_local"
+
+
+def resign(event: dict[str, Any], secret: str, *, timestamp: int | None = None) -> dict[str, Any]:
+    """A copy of an HTTP API v2 event with fresh Standard Webhooks headers (``webhook-id`` = the event id)."""
+    body = receiver_body(event)
+    headers = {
+        key: value
+        for key, value in (event.get("headers") or {}).items()
+        if not key.lower().startswith("webhook-")
+    }
+    headers.update(webhook.sign(secret, body, msg_id=_event_id(body), timestamp=timestamp))
+    return {**event, "headers": headers}
+
+
+def http_api_event(
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload v2) event for one request, as Lambda receives it."""
+    path, _, query = target.partition("?")
+    lowered: dict[str, str] = {}
+    for key, value in headers.items():
+        name = key.lower()
+        lowered[name] = f"{lowered[name]},{value}" if name in lowered else value
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    now = time.time()
+    host = lowered.get("host", "127.0.0.1")
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": host.split(".")[0],
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": uuid.uuid4().hex,
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": encoded,
+    }
+    if body:
+        event["body"] = text
+    if query:
+        event["queryStringParameters"] = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    return event
+
+
+def events_in(event: Mapping[str, Any], function: FunctionName) -> list[dict[str, Any]]:
+    """The Flatfile events an event file carries (receiver body or SQS record bodies)."""
+    if function == "receiver":
+        try:
+            parsed = json.loads(receiver_body(event))
+        except ValueError:
+            return []
+        source = parsed.get("src") if isinstance(parsed, dict) else None
+        found = source if isinstance(source, dict) else parsed
+        return [found] if isinstance(found, dict) else []
+    if function in ("worker", "dead_letter"):
+        bodies = [record.get("body") for record in event.get("Records") or [] if isinstance(record, Mapping)]
+        parsed_bodies = [json.loads(body) for body in bodies if isinstance(body, str)]
+        return [body for body in parsed_bodies if isinstance(body, dict)]
+    return []
+
+
+def sample_file(root: Path, job: str) -> Path:
+    """Where the sample receiver event for ``job`` lives: ``events/receiver/<domain>_<operation>.json``."""
+    return root / "events" / "receiver" / f"{job.replace(':', '_')}.json"

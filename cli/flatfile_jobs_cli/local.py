@@ -1,0 +1,382 @@
+"""``LocalStack``: the deployed stack's code on this machine, for ``demo``, ``serve``, ``invoke`` and tests.
+
+The Lambda entry files are loaded from ``functions/*/app.py`` and called exactly as Lambda would: the
+receiver behind real HTTP on loopback (:mod:`._front` plays API Gateway), an in-process queue with SQS's
+record shape and redelivery in place of SQS, worker threads that each load their own copy of the worker
+(one Lambda execution environment each), and the dead-letter function for messages received too often.
+Flatfile is the test kit's fake API unless a real API URL and key are given.
+
+Example:
+    >>> with LocalStack(LocalOptions()) as stack:  # doctest: +SKIP
+    ...     print(stack.webhook_url, stack.secret)
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib.util
+import itertools
+import os
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any, TextIO
+
+import flatfile_jobs
+from flatfile_jobs._polling import MemoryCursorStore
+from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs.webhook import Delivery, parse_secrets
+from flatfile_stack.idempotency import MemoryPersistenceLayer
+from flatfile_stack.queues import JobQueue, MemoryJobQueue
+from flatfile_stack.runtime import Runtime, use_runtime
+from flatfile_stack.settings import Settings
+
+from ._common import CliError, find_root, scoped_env
+from ._events import FunctionName
+from ._front import HttpFront, RequestLog
+from ._logs import LogRoute
+
+__all__ = [
+    "LocalContext",
+    "LocalOptions",
+    "LocalStack",
+    "close_thread_loop",
+    "ensure_jobs",
+    "load_function",
+    "new_secret",
+]
+
+# Function timeouts as the template sets them (WorkerTimeout's default for the worker).
+TIMEOUTS: dict[FunctionName, float] = {"receiver": 30.0, "worker": 900.0, "dead_letter": 30.0, "poller": 60.0}
+LOCAL_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "flatfile-jobs",
+    "POWERTOOLS_METRICS_NAMESPACE": "FlatfileJobs",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+_loads = itertools.count(1)
+
+
+def new_secret() -> str:
+    """A fresh throwaway signing secret (``whsec_`` + 24 random bytes, base64)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+@dataclass
+class LocalContext:
+    """Lambda's context for one local invocation; the remaining time counts down from ``timeout``."""
+
+    function_name: str
+    timeout: float
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """A local-looking ARN."""
+        return f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before this invocation's timeout."""
+        return max(0, int((self.started + self.timeout - time.monotonic()) * 1000))
+
+
+def load_function(root: Path, name: FunctionName) -> ModuleType:
+    """A fresh copy of ``functions/<name>/app.py`` (its own module globals: one execution environment).
+
+    Raises:
+        CliError: The file is missing.
+    """
+    path = root / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"flatfile_jobs_local_{name}_{next(_loads)}", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise CliError(f"cannot load {path}: run flatfile-jobs inside a flatfile-jobs checkout")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def close_thread_loop() -> None:
+    """Close this thread's flatfile_jobs event loop and its API clients (a thread that ran jobs is ending).
+
+    The library keeps one loop per thread and one client per loop for warm invocations and offers no public
+    way to end them, hence the private names.
+    """
+    from flatfile_jobs import _api, _runtime
+
+    runner = _runtime._state.runner
+    if runner is None:
+        return
+    _runtime._state.runner = None
+    with contextlib.suppress(Exception):
+        for client in list(_api._clients.get(runner.get_loop(), {}).values()):
+            runner.run(client.aclose())
+    runner.close()
+
+
+@dataclass
+class LocalOptions:
+    """How to run the local stack.
+
+    Attributes:
+        api_url: A real Flatfile API root; ``None`` runs the fake.
+        api_key: The key for ``api_url``.
+        secret: The webhook signing secret(s); ``None`` generates one unless ``allow_unsigned``.
+        allow_unsigned: Accept unsigned requests (and signed ones when a secret is set).
+        host: Where the receiver listens.
+        port: Its port (``0``: any free port).
+        workers: Worker threads (concurrent execution environments); ``0`` leaves the queue alone.
+        worker_timeout: The worker's timeout in seconds (its jobs' deadline).
+        environment_id: The Flatfile environment the poller reads.
+        log_stream: Where the functions' log lines go; ``None`` drops them.
+        log_level: Their level.
+        compact_logs: One short line per log record instead of Lambda's JSON.
+        serve_http: Start the HTTP front.
+        on_request: Called for each HTTP request answered.
+    """
+
+    api_url: str | None = None
+    api_key: str | None = None
+    secret: str | None = None
+    allow_unsigned: bool = False
+    host: str = "127.0.0.1"
+    port: int = 0
+    workers: int = 1
+    worker_timeout: float = TIMEOUTS["worker"]
+    environment_id: str = "us_env_local"
+    log_stream: TextIO | None = None
+    log_level: str = "INFO"
+    compact_logs: bool = True
+    serve_http: bool = True
+    on_request: RequestLog | None = None
+
+
+class _JobCreatingQueue:
+    """The job queue, creating each enqueued job in the fake (``ready``) when it does not know it yet."""
+
+    def __init__(self, inner: MemoryJobQueue, fake: FakeFlatfile) -> None:
+        self.inner = inner
+        self.fake = fake
+
+    def send(self, delivery: Delivery) -> None:
+        ensure_jobs(self.fake, [delivery.event])
+        self.inner.send(delivery)
+
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        self.inner.retry_later(receipt_handle, seconds)
+
+
+def ensure_jobs(fake: FakeFlatfile, events: list[dict[str, Any]], *, status: str = "ready") -> None:
+    """Create in the fake every job these events refer to that it does not have yet."""
+    for event in events:
+        job_id = (event.get("context") or {}).get("jobId")
+        job = (event.get("payload") or {}).get("job")
+        if not isinstance(job_id, str) or not isinstance(job, str) or job_id in fake.jobs:
+            continue
+        env = str((event.get("context") or {}).get("environmentId") or "us_env_local")
+        with contextlib.suppress(ValueError):
+            fake.add_job(job, job_id=job_id, environment_id=env, status=status)
+
+
+class LocalStack:
+    """The receiver, queue, workers and dead-letter function on this machine (see the module docstring)."""
+
+    def __init__(self, options: LocalOptions, *, root: Path | None = None) -> None:
+        self.options = options
+        self.root = root or find_root()
+        self.fake: FakeFlatfile | None = None
+        self.queue = MemoryJobQueue()
+        self.front: HttpFront | None = None
+        self.secret = options.secret or ("" if options.allow_unsigned else new_secret())
+        if self.secret:
+            try:
+                parse_secrets(self.secret)
+            except ValueError as exc:
+                raise CliError(f"invalid webhook secret: {exc} (whsec_ followed by base64)") from None
+        self._exits = contextlib.ExitStack()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._receiver: ModuleType | None = None
+        self._receiver_lock = threading.Lock()
+        self._dead_lock = threading.Lock()
+        self.dead_lettered: list[dict[str, Any]] = []
+
+    # -- life cycle -------------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        options = self.options
+        self._exits.enter_context(scoped_env(LOCAL_ENV, override=False))
+        stream = options.log_stream or self._exits.enter_context(open(os.devnull, "w"))  # noqa: SIM115
+        self._exits.enter_context(LogRoute(stream, level=options.log_level, compact=options.compact_logs))
+        api_url, token = options.api_url, options.api_key
+        if api_url is None:
+            self.fake = self._exits.enter_context(FakeFlatfile(seed=None))
+            api_url, token = self.fake.url, self.fake.token
+        if not token:
+            raise CliError("a real Flatfile API needs a key: pass --api-key or set FLATFILE_API_KEY")
+        flatfile_jobs.configure(api_url=api_url, token=token)
+        use_runtime(self._runtime(token))
+        self._exits.callback(use_runtime, None)
+        self._receiver = load_function(self.root, "receiver")
+        for index in range(max(0, options.workers)):
+            thread = threading.Thread(target=self._work, name=f"worker-{index + 1}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        if options.serve_http:
+            try:
+                self.front = HttpFront(
+                    self.invoke_receiver, host=options.host, port=options.port, on_request=options.on_request
+                )
+            except OSError as exc:
+                raise CliError(
+                    f"cannot listen on {options.host}:{options.port} ({exc.strerror}): pick another --port"
+                ) from None
+
+    def _runtime(self, token: str) -> Runtime:
+        from jobs import listener
+
+        queue: JobQueue = self.queue if self.fake is None else _JobCreatingQueue(self.queue, self.fake)
+        secret = self.secret
+        return Runtime(
+            settings=Settings(
+                allow_unsigned=self.options.allow_unsigned, environment_id=self.options.environment_id
+            ),
+            queue=queue,
+            webhook_secrets=lambda: secret,
+            api_token=lambda: token,
+            persistence=MemoryPersistenceLayer(),
+            listener=listener,
+            extras={"poller_cursor_store": MemoryCursorStore()},
+        )
+
+    def close(self) -> None:
+        """Stop the HTTP front, then the workers, then Flatfile's fake; restore logs and environment."""
+        if self.front is not None:
+            self.front.close()
+            self.front = None
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        self._exits.close()
+
+    # -- addresses --------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The HTTP front's base URL."""
+        if self.front is None:
+            raise RuntimeError("the HTTP front is not running")
+        return self.front.url
+
+    @property
+    def webhook_url(self) -> str:
+        """Where to POST deliveries."""
+        return self.url + "/webhook"
+
+    # -- running functions ------------------------------------------------------------------------------
+
+    def invoke_receiver(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Call the receiver with one HTTP API v2 event (one request at a time, as one Lambda environment)."""
+        assert self._receiver is not None
+        with self._receiver_lock:
+            return dict(
+                self._receiver.lambda_handler(event, LocalContext("ReceiverFunction", TIMEOUTS["receiver"]))
+            )
+
+    def invoke(self, name: FunctionName, event: dict[str, Any]) -> dict[str, Any]:
+        """Run one event through a fresh copy of a function in its own thread (as ``sam local invoke``).
+
+        Raises:
+            Exception: Whatever the function raised.
+        """
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                module = load_function(self.root, name)
+                context = LocalContext(_function_name(name), TIMEOUTS[name])
+                outcome["answer"] = module.lambda_handler(event, context)
+            except BaseException as exc:  # handed to the caller's thread
+                outcome["error"] = exc
+            finally:
+                close_thread_loop()
+
+        thread = threading.Thread(target=run, name=f"invoke-{name}")
+        thread.start()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        answer = outcome.get("answer")
+        return dict(answer) if isinstance(answer, dict) else {"result": answer}
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until the queue is empty and nothing is in flight; ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.queue.pending() == 0 and not self.queue.dead_letters:
+                return True
+            time.sleep(0.02)
+        return False
+
+    # -- the worker loop --------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        try:
+            worker = load_function(self.root, "worker")
+            dead_letter = load_function(self.root, "dead_letter")
+            while not self._stop.is_set():
+                record = self.queue.receive(timeout=0.05)
+                if record is not None:
+                    self._run_record(worker, record)
+                self._run_dead_letters(dead_letter)
+        finally:
+            close_thread_loop()
+
+    def _run_record(self, worker: ModuleType, record: dict[str, Any]) -> None:
+        context = LocalContext("WorkerFunction", self.options.worker_timeout)
+        try:
+            answer = worker.lambda_handler({"Records": [record]}, context)
+            failed = {item.get("itemIdentifier") for item in answer.get("batchItemFailures", [])}
+        except Exception:  # the whole batch failed (as when every record fails): SQS redelivers it
+            failed = {record["messageId"]}
+        if record["messageId"] in failed:
+            self.queue.release(record["receiptHandle"])
+        else:
+            self.queue.delete(record["receiptHandle"])
+
+    def _run_dead_letters(self, dead_letter: ModuleType) -> None:
+        while True:
+            with self._dead_lock:
+                if not self.queue.dead_letters:
+                    return
+                record = self.queue.dead_letters.pop(0)
+            self.dead_lettered.append(record)
+            with contextlib.suppress(Exception):  # its own logs say why; the record stays listed
+                dead_letter.lambda_handler({"Records": [record]}, LocalContext("DeadLetterFunction", 30.0))
+
+
+def _function_name(name: FunctionName) -> str:
+    return "".join(part.capitalize() for part in name.split("_")) + "Function"

@@ -1,0 +1,137 @@
+"""``flatfile-jobs serve``: the local stack on a port, for posting your own events (``sam local start-api``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import threading
+from collections.abc import Callable
+from typing import TextIO
+
+from flatfile_jobs import webhook
+from flatfile_jobs.testing import job_ready_event
+
+from ._common import CliError, Style
+from .local import LocalOptions, LocalStack
+from .sign_events import SECRET_ENV
+
+__all__ = ["add_parser", "curl_example", "run", "serve"]
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``serve``."""
+    parser = commands.add_parser(
+        "serve",
+        help="serve POST /webhook locally (receiver, queue and worker) until Ctrl-C",
+        description="The stack on this machine: the receiver behind real HTTP, an in-process queue and "
+        "worker, and the fake Flatfile API (jobs you post are created there as 'ready'), or a real Flatfile "
+        "API with --api-url. Like 'sam local start-api', without Docker.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8787, help="port (default 8787; 0 picks a free one)")
+    parser.add_argument("--api-url", help="a real Flatfile API root (e.g. https://platform.flatfile.com/api)")
+    parser.add_argument("--api-key", help="its secret key, sk_... (default $FLATFILE_API_KEY)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--secret", help=f"signing secret whsec_... (default ${SECRET_ENV}, else a new one)")
+    group.add_argument("--allow-unsigned", action="store_true", help="accept unsigned requests (local only)")
+    parser.add_argument("--workers", type=int, default=1, help="worker environments (default 1)")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no function log lines, only one line per request"
+    )
+    parser.set_defaults(run=run)
+
+
+def curl_example(stack: LocalStack) -> str:
+    """A ready-to-run curl posting a signed sample event (its signature is good for five minutes)."""
+    event = job_ready_event("space:configure", environment_id=stack.options.environment_id)
+    body = json.dumps(event, separators=(",", ":"))
+    headers = {"content-type": "application/json"}
+    if stack.secret:
+        headers.update(webhook.sign(stack.secret.split()[0], body.encode(), msg_id=event["id"]))
+    parts = ["curl", "-sS", stack.webhook_url]
+    for name, value in headers.items():
+        parts += ["-H", f"{name}: {value}"]
+    parts += ["--data-binary", body]
+    return " \\\n    ".join(shlex.join(parts[i : i + 2]) for i in range(0, len(parts), 2))
+
+
+def _options(args: argparse.Namespace, on_request: Callable[..., None], logs: TextIO | None) -> LocalOptions:
+    api_key = args.api_key or os.environ.get("FLATFILE_API_KEY") or os.environ.get("FLATFILE_BEARER_TOKEN")
+    if args.api_key and not args.api_url:
+        raise CliError("--api-key needs --api-url (without it, serve runs the fake Flatfile API)")
+    if args.api_url and not api_key:
+        raise CliError("--api-url needs a key: pass --api-key sk_... or set FLATFILE_API_KEY")
+    return LocalOptions(
+        api_url=args.api_url,
+        api_key=api_key if args.api_url else None,
+        secret=None if args.allow_unsigned else (args.secret or os.environ.get(SECRET_ENV) or None),
+        allow_unsigned=args.allow_unsigned,
+        host=args.host,
+        port=args.port,
+        workers=max(1, args.workers),
+        log_stream=logs,
+        on_request=on_request,
+    )
+
+
+def _banner(out: TextIO, style: Style, stack: LocalStack) -> None:
+    api = f"fake, {stack.fake.url}/v1 (posted jobs are created there as 'ready')" if stack.fake else "real, "
+    if not stack.fake:
+        api += str(stack.options.api_url)
+    secret = stack.secret or "none: unsigned requests accepted (--allow-unsigned)"
+    out.write(
+        "\n".join(
+            [
+                style.bold("flatfile-jobs serve") + " - POST job:ready events to the local stack",
+                f"  Webhook URL   {style.cyan(stack.webhook_url)}",
+                f"  Flatfile API  {api}",
+                f"  Secret        {secret}" + (style.dim("  (local throwaway)") if stack.secret else ""),
+                "",
+                "Post a signed sample event (the signature is good for five minutes):",
+                "  " + curl_example(stack),
+                "",
+                "Press Ctrl-C to stop.",
+                "",
+            ]
+        )
+    )
+    out.flush()
+
+
+def serve(
+    args: argparse.Namespace,
+    *,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[LocalStack], None] | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Run until ``stop`` is set or Ctrl-C; ``on_ready`` gets the running stack (tests)."""
+    out = out or sys.stdout
+    style = Style(out)
+    stop = stop or threading.Event()
+
+    def on_request(method: str, path: str, status: int, ms: float, body: str) -> None:
+        paint = style.green if status < 300 else style.red if status >= 400 else style.yellow
+        out.write(f"{method} {path} {paint(str(status))} {ms:.0f} ms  {body}\n")
+        out.flush()
+
+    options = _options(args, on_request, None if args.quiet else sys.stderr)
+    with LocalStack(options) as stack:
+        _banner(out, style, stack)
+        if on_ready is not None:
+            on_ready(stack)
+        try:
+            while not stop.wait(0.2):
+                pass
+        except KeyboardInterrupt:
+            out.write("\nStopping...\n")
+    out.write("Stopped.\n")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """``flatfile-jobs serve``."""
+    return serve(args)

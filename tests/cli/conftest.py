@@ -1,0 +1,56 @@
+"""Fixtures for the command-line tests: a clean environment and library state, the checkout, a fake API."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import flatfile_jobs._listener
+from flatfile_jobs.testing import FakeFlatfile
+from flatfile_stack.runtime import use_runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+_ENV = (
+    "FLATFILE_API_URL",
+    "FLATFILE_API_KEY",
+    "FLATFILE_BEARER_TOKEN",
+    "FLATFILE_ENVIRONMENT_ID",
+    "FLATFILE_JOBS_ROOT",
+    "FLATFILE_JOBS_SAMPLE_PACE",
+    "WEBHOOK_SECRET",
+    "POWERTOOLS_LOG_LEVEL",
+    "NO_COLOR",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No Flatfile settings from the shell or other tests; configure() and the runtime put back afterwards.
+
+    The commands call ``flatfile_jobs.configure()`` (process-wide, as the worker does); the saved values are
+    restored so no other test sees this test's fake API.
+    """
+    for name in _ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(ROOT)
+    saved = dict(flatfile_jobs._listener._configured)
+    flatfile_jobs._listener._configured.clear()
+    threads = set(threading.enumerate())
+    try:
+        yield
+    finally:
+        use_runtime(None)
+        flatfile_jobs._listener._configured.clear()
+        flatfile_jobs._listener._configured.update(saved)
+    leaked = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+    assert not leaked, f"threads left running: {leaked}"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeFlatfile]:
+    """A fake Flatfile API of this test's own."""
+    with FakeFlatfile(seed=7) as server:
+        yield server
