@@ -1,0 +1,279 @@
+"""Helpers of the functional tests: a Lambda context, the moto stack, HTTP API events, reading answers."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aws_lambda_powertools.utilities import parameters
+
+from flatfile_jobs import webhook
+from flatfile_stack import runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+REGION = "us-east-1"
+SERVICE = "flatfile-jobs-functional"
+NAMESPACE = "FlatfileJobs"
+# Distinctive values, so finding one in a log line or a queued message cannot be a coincidence.
+API_TOKEN = "sk_test_Fn7cQx2LpW9rTz4K"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"flatfile-jobs functional tests!!").decode()
+TABLE_NAME = "flatfile-jobs-IdempotencyTable"
+
+
+class FakeLambdaContext:
+    """The parts of Lambda's context the functions and Powertools read; the deadline is settable."""
+
+    function_name = "flatfile-jobs-functional"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:flatfile-jobs-functional"
+    log_group_name = "/aws/lambda/flatfile-jobs-functional"
+    log_stream_name = "2026/01/15/[$LATEST]functional"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+
+    def __init__(self, remaining_seconds: float = 900.0) -> None:
+        self.deadline = 0.0
+        self.set_remaining(remaining_seconds)
+
+    def set_remaining(self, seconds: float) -> None:
+        """Make the invocation end ``seconds`` from now."""
+        self.deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds until the deadline."""
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class AwsStack:
+    """The stack's AWS resources, in moto (boto3 clients and the resources' names)."""
+
+    sqs: Any
+    dynamodb: Any
+    secretsmanager: Any
+    queue_url: str
+    dlq_url: str
+    table_name: str
+    webhook_secret_arn: str
+    api_key_secret_arn: str
+
+    def reset(self, *, webhook_secret: str) -> None:
+        """Empty both queues and the idempotency table; store ``webhook_secret`` again."""
+        for url in (self.queue_url, self.dlq_url):
+            self.receive(url)
+        for item in self.idempotency_items():
+            self.dynamodb.delete_item(TableName=self.table_name, Key={"id": item["id"]})
+        self.set_webhook_secret(webhook_secret)
+
+    def receive(self, queue_url: str | None = None) -> list[dict[str, Any]]:
+        """Take (receive and delete) every message on the job queue, with its message attributes."""
+        url = queue_url or self.queue_url
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            for message in batch:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            messages.extend(batch)
+
+    def idempotency_items(self) -> list[dict[str, Any]]:
+        """Every item of the idempotency table."""
+        return list(self.dynamodb.scan(TableName=self.table_name).get("Items", []))
+
+    def set_webhook_secret(self, value: str) -> None:
+        """Store a new webhook secret value and drop the cached one (as after the 5-minute cache)."""
+        self.secretsmanager.put_secret_value(SecretId=self.webhook_secret_arn, SecretString=value)
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+FUNCTIONS = {"receiver": "ReceiverFunction", "worker": "WorkerFunction", "dead_letter": "DeadLetterFunction"}
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """Reads template.yaml as data: every CloudFormation short tag (``!Ref``…) becomes ``None``."""
+
+
+_TolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def template_env(function: str) -> dict[str, str | None]:
+    """The environment template.yaml gives ``function`` (Globals merged in); ``None`` for intrinsics."""
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_TolerantLoader)
+    variables: dict[str, str | None] = {}
+    globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
+    own_env = template["Resources"][FUNCTIONS[function]]["Properties"].get("Environment", {})
+    for env in (globals_env, own_env):
+        variables.update(env.get("Variables", {}))
+    return variables
+
+
+class StackEnv:
+    """The functions' environment variables; ``set`` changes some and makes the runtime re-read them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, aws: AwsStack, values: dict[str, str]) -> None:
+        self._monkeypatch = monkeypatch
+        self.aws = aws
+        self.values = values
+
+    def only(self, function: str) -> None:
+        """Set exactly the variables template.yaml gives ``function``, with this stack's values.
+
+        Intrinsic values (``!Ref JobQueue``…) take the moto resource's name; literal values are kept; the
+        Powertools settings stay the tests' own. A variable this helper cannot fill fails the test.
+        """
+        wanted = template_env(function)
+        for name in self.values:
+            if name not in wanted:
+                self._monkeypatch.delenv(name, raising=False)
+        for name, value in wanted.items():
+            if name.startswith("POWERTOOLS_"):
+                continue
+            if name in self.values:
+                self._monkeypatch.setenv(name, self.values[name])
+            elif isinstance(value, str):
+                self._monkeypatch.setenv(name, value)
+            else:
+                raise AssertionError(f"template.yaml gives {function} {name}: teach StackEnv its value")
+        runtime.use_runtime(None)
+
+    def set(self, **values: str) -> None:
+        """Set environment variables (``ALLOW_UNSIGNED="true"``…); the next invocation reads them."""
+        for name, value in values.items():
+            self._monkeypatch.setenv(name, value)
+        runtime.use_runtime(None)
+
+
+def point_logs_at_stdout() -> None:
+    """Point the functions' Powertools log handler at the current ``sys.stdout``.
+
+    Powertools binds its handler to ``sys.stdout`` as it is when the service's logger is first built, and
+    pytest swaps ``sys.stdout`` between tests and test phases, so capsys would otherwise miss the logs.
+    """
+    for handler in logging.getLogger(SERVICE).handlers:
+        if type(handler) is logging.StreamHandler:
+            with handler.lock or contextlib.nullcontext():
+                handler.stream = sys.stdout
+
+
+# -- events -----------------------------------------------------------------------------------------------
+
+
+def load_event(relative: str) -> dict[str, Any]:
+    """A JSON object from a file under ``events/``."""
+    value = json.loads((EVENTS / relative).read_text())
+    assert isinstance(value, dict)
+    return value
+
+
+def http_event(
+    body: bytes | str | None,
+    headers: dict[str, str] | None = None,
+    *,
+    is_base64: bool = False,
+    method: str = "POST",
+    path: str = "/webhook",
+) -> dict[str, Any]:
+    """An HTTP API (payload v2) event; ``body`` is the raw body (base64-encoded when ``is_base64``)."""
+    raw = body.encode() if isinstance(body, str) else body
+    text: str | None
+    if raw is None:
+        text = None
+    elif is_base64:
+        text = base64.b64encode(raw).decode()
+    else:
+        text = raw.decode("utf-8", errors="surrogateescape")
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"} if headers is None else headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "functional",
+            "domainName": "functional.execute-api.us-east-1.amazonaws.com",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10"},
+            "requestId": "functional-request",
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def raw_body(apigw_event: dict[str, Any]) -> bytes:
+    """The bytes the sender sent (base64-decoded when the event says so)."""
+    body = apigw_event.get("body") or ""
+    if apigw_event.get("isBase64Encoded"):
+        return base64.b64decode(body)
+    return str(body).encode("utf-8", errors="surrogateescape")
+
+
+def _msg_id(body: bytes) -> str:
+    """The Flatfile event id in a body (raw or forwarder shape): the webhook-id the forwarder uses."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return "msg_functional"
+    event = parsed.get("src", parsed) if isinstance(parsed, dict) else None
+    if isinstance(event, dict) and isinstance(event.get("id"), str) and event["id"]:
+        return str(event["id"])
+    return "msg_functional"
+
+
+def signed(
+    apigw_event: dict[str, Any], secret: str = WEBHOOK_SECRET, *, timestamp: int | None = None
+) -> dict[str, Any]:
+    """A copy of an HTTP API event with fresh Standard Webhooks headers over its raw body."""
+    body = raw_body(apigw_event)
+    copy: dict[str, Any] = json.loads(json.dumps(apigw_event))
+    headers = {k: v for k, v in copy["headers"].items() if not k.lower().startswith("webhook-")}
+    headers.update(webhook.sign(secret, body, msg_id=_msg_id(body), timestamp=timestamp))
+    copy["headers"] = headers
+    return copy
+
+
+@dataclass
+class Answer:
+    """A receiver response: status, parsed JSON body, content type."""
+
+    status: int
+    body: Any
+    content_type: str
+
+
+def answer_of(response: dict[str, Any]) -> Answer:
+    """Read a resolver response (its body must be JSON)."""
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    content_type = str(headers.get("content-type", ""))
+    return Answer(int(response["statusCode"]), json.loads(response["body"]), content_type)
+
+
+def emf_blobs(stdout: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF documents in captured stdout."""
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"_aws"')]
+
+
+def metric_names(stdout: str, namespace: str = NAMESPACE) -> list[str]:
+    """Names of the metrics published in ``namespace``, in order (repeats kept)."""
+    names: list[str] = []
+    for blob in emf_blobs(stdout):
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            if directive["Namespace"] == namespace:
+                names.extend(metric["Name"] for metric in directive["Metrics"])
+    return names

@@ -1,0 +1,517 @@
+"""ReceiverFunction in-process: every answer it gives, against moto SQS and Secrets Manager.
+
+Each test posts an HTTP API (payload v2) event to ``functions/receiver/app.py``'s ``lambda_handler`` with
+the cloud wiring built from environment variables; the queue is read back from moto.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from flatfile_jobs import webhook
+from flatfile_jobs.testing import forwarded_event, job_ready_event
+from flatfile_jobs_cli._events import resign
+from jobs import listener
+
+from ._support import (
+    EVENTS,
+    WEBHOOK_SECRET,
+    Answer,
+    AwsStack,
+    FakeLambdaContext,
+    StackEnv,
+    answer_of,
+    http_event,
+    load_event,
+    point_logs_at_stdout,
+    raw_body,
+    signed,
+)
+
+ENVIRONMENT = "us_env_example1"
+OTHER_SECRET = "whsec_" + base64.b64encode(b"the previous signing key, rotated").decode()
+ACCESS_TOKEN = "sk_agent_token_Vb8Rt2Yq6Wn3Xe5M"
+# Standard Webhooks' published test vector (spec section 6).
+VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+VECTOR_TIMESTAMP = 1614265330
+VECTOR_BODY = b'{"test": 2432232314}'
+VECTOR_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+Post = Callable[[dict[str, Any]], Answer]
+
+
+def event_body(job: str = "space:configure", **options: Any) -> dict[str, Any]:
+    """A job:ready event from the test kit, in this file's environment."""
+    options.setdefault("environment_id", ENVIRONMENT)
+    return job_ready_event(job, **options)
+
+
+def compact(value: Any) -> bytes:
+    """JSON as a sender posts it."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def signed_post(body: Any, secret: str = WEBHOOK_SECRET, **options: Any) -> dict[str, Any]:
+    """An HTTP API event carrying ``body`` (JSON-encoded unless bytes), signed now with ``secret``."""
+    raw = body if isinstance(body, bytes) else compact(body)
+    return signed(http_event(raw, **options), secret)
+
+
+@pytest.fixture
+def receiver(
+    stack_env: StackEnv, load_app: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str]
+) -> ModuleType:
+    """The receiver's app module with the receiver's environment, loaded as a cold start would."""
+    stack_env.only("receiver")
+    return load_app("receiver")
+
+
+@pytest.fixture
+def post(receiver: ModuleType, lambda_context: FakeLambdaContext) -> Post:
+    """Invoke the receiver; every answer must be JSON, with a JSON content type, and never a 5xx."""
+
+    def invoke(event: dict[str, Any]) -> Answer:
+        point_logs_at_stdout()
+        answer = answer_of(receiver.lambda_handler(event, lambda_context))
+        assert answer.content_type == "application/json"
+        assert answer.status < 500, answer
+        return answer
+
+    return invoke
+
+
+def refused(answer: Answer, status: int, error: str) -> None:
+    """``answer`` is a refusal with this status and error name."""
+    assert (answer.status, answer.body["error"]) == (status, error), answer
+    assert isinstance(answer.body["message"], str)
+    assert answer.body["message"]
+
+
+# -- 202 / 200 ------------------------------------------------------------------------------------------
+
+
+def test_accepted_job_is_enqueued_with_its_ids_as_message_attributes(post: Post, aws: AwsStack) -> None:
+    """A signed job:ready for a registered job answers 202 and puts the raw event on the SQS queue."""
+    event = event_body("space:configure")
+    answer = post(signed_post(event))
+    assert answer.status == 202
+    assert answer.body == {"status": "accepted", "jobId": event["context"]["jobId"], "eventId": event["id"]}
+    [message] = aws.receive()
+    assert json.loads(message["Body"]) == event
+    attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
+    assert attributes == {
+        "eventId": event["id"],
+        "jobId": event["context"]["jobId"],
+        "job": "space:configure",
+    }
+
+
+def test_job_without_a_handler_is_ignored_and_not_enqueued(post: Post, aws: AwsStack) -> None:
+    """A job no handler is registered for answers 200 ignored and leaves the queue empty."""
+    answer = post(signed_post(event_body("sheet:duplicate")))
+    assert (answer.status, answer.body) == (200, {"status": "ignored"})
+    assert aws.receive() == []
+
+
+def test_same_delivery_twice_is_enqueued_twice(post: Post, aws: AwsStack) -> None:
+    """A duplicated delivery is accepted both times (the worker's idempotency makes it harmless)."""
+    delivery = signed_post(event_body("workbook:submit"))
+    assert [post(delivery).status, post(delivery).status] == [202, 202]
+    messages = aws.receive()
+    assert len(messages) == 2
+    assert messages[0]["Body"] == messages[1]["Body"]
+
+
+def test_base64_body_is_decoded_before_verifying(post: Post, aws: AwsStack) -> None:
+    """A body API Gateway base64-encoded is verified and parsed as the sender's bytes."""
+    event = event_body("file:process")
+    answer = post(signed_post(event, is_base64=True))
+    assert answer.status == 202
+    [message] = aws.receive()
+    assert json.loads(message["Body"]) == event
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])
+def test_json_content_type_with_parameters_or_any_case_is_accepted(
+    post: Post, aws: AwsStack, content_type: str
+) -> None:
+    """The media type is compared without parameters and case-insensitively."""
+    answer = post(signed_post(event_body(), headers={"content-type": content_type}))
+    assert answer.status == 202
+    assert len(aws.receive()) == 1
+
+
+# -- forwarder shape and the access token --------------------------------------------------------------
+
+
+def test_forwarder_shape_is_unwrapped_and_its_access_token_dropped(
+    post: Post, aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The forwarder plugin's body (``src``) is accepted; ``_accessToken`` reaches neither queue nor logs."""
+    event = event_body("workbook:submit")
+    answer = post(signed_post(forwarded_event(event, access_token=ACCESS_TOKEN)))
+    assert answer.status == 202
+    [message] = aws.receive()
+    assert json.loads(message["Body"]) == event
+    assert "_accessToken" not in message["Body"]
+    assert ACCESS_TOKEN not in json.dumps(message)
+    out, err = capsys.readouterr()
+    assert "Delivery answered" in out
+    assert ACCESS_TOKEN not in out + err
+    assert ACCESS_TOKEN not in json.dumps(answer.body)
+
+
+def test_refused_forwarder_delivery_does_not_log_the_access_token(
+    post: Post, aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forwarder body refused for its shape logs the refusal, never the token."""
+    event = event_body("workbook:submit")
+    event["topic"] = "job:completed"
+    answer = post(signed_post(forwarded_event(event, access_token=ACCESS_TOKEN)))
+    refused(answer, 422, "InvalidEventError")
+    out, err = capsys.readouterr()
+    assert "Delivery refused" in out
+    assert ACCESS_TOKEN not in out + err + json.dumps(answer.body)
+    assert aws.receive() == []
+
+
+def test_access_token_is_not_logged_even_with_event_logging_on(
+    stack_env: StackEnv,
+    load_app: Callable[[str], ModuleType],
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """POWERTOOLS_LOGGER_LOG_EVENT=true (a debugging switch) must not put ``_accessToken`` in the logs."""
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    stack_env.only("receiver")
+    receiver = load_app("receiver")
+    event = event_body("workbook:submit")
+    response = receiver.lambda_handler(
+        signed_post(forwarded_event(event, access_token=ACCESS_TOKEN)), lambda_context
+    )
+    assert answer_of(response).status == 202
+    out, err = capsys.readouterr()
+    assert "Delivery answered" in out
+    assert ACCESS_TOKEN not in out + err
+
+
+# -- 400 ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"", b'{"id": "us_evt_1",', b"\xff\xfe{}", b"[" * 50_000 + b"]" * 50_000],
+    ids=["broken", "empty", "truncated", "not-utf8", "too-deep"],
+)
+def test_malformed_json_is_400(post: Post, aws: AwsStack, body: bytes) -> None:
+    """A correctly signed body that is not UTF-8 JSON answers 400."""
+    refused(post(signed_post(body)), 400, "MalformedJSONError")
+    assert aws.receive() == []
+
+
+def test_body_flagged_base64_that_is_not_base64_is_400(post: Post) -> None:
+    """``isBase64Encoded`` with a body that does not decode answers 400, not 500."""
+    event = http_event(b"{}")
+    event["isBase64Encoded"] = True
+    event["body"] = "this is not base64!"
+    refused(post(event), 400, "MalformedJSONError")
+
+
+# -- 401 ------------------------------------------------------------------------------------------------
+
+
+def _drop(name: str) -> Callable[[dict[str, str]], None]:
+    def mutate(headers: dict[str, str]) -> None:
+        del headers[name]
+
+    return mutate
+
+
+def _put(name: str, value: str) -> Callable[[dict[str, str]], None]:
+    return lambda headers: headers.__setitem__(name, value)
+
+
+def _resign(secret: str) -> Callable[[dict[str, str]], None]:
+    def mutate(headers: dict[str, str]) -> None:
+        headers["webhook-signature"] = webhook.sign(
+            secret, b"other", msg_id=headers["webhook-id"], timestamp=int(headers["webhook-timestamp"])
+        )["webhook-signature"]
+
+    return mutate
+
+
+BAD_HEADERS: dict[str, Callable[[dict[str, str]], None]] = {
+    "no-signature": _drop("webhook-signature"),
+    "no-timestamp": _drop("webhook-timestamp"),
+    "no-id": _drop("webhook-id"),
+    "signature-of-other-body": _resign(WEBHOOK_SECRET),
+    "wrong-secret": lambda headers: headers.update(
+        webhook.sign(OTHER_SECRET, b"x", msg_id=headers["webhook-id"], timestamp=int(time.time()))
+    ),
+    "timestamp-not-a-number": _put("webhook-timestamp", "abc"),
+    "timestamp-float": _put("webhook-timestamp", "1614265330.5"),
+    "timestamp-negative": _put("webhook-timestamp", "-5"),
+    "timestamp-empty": _put("webhook-timestamp", ""),
+    "timestamp-huge": _put("webhook-timestamp", "9" * 40),
+    "timestamp-unicode-digits": _put("webhook-timestamp", "١٦١٤٢٦٥٣٣٠"),
+    "signature-garbage-base64": _put("webhook-signature", "v1,@@@not*base64@@@"),
+    "signature-truncated-base64": _put("webhook-signature", "v1,g0hM9SsE"),
+    "signature-empty-v1": _put("webhook-signature", "v1,"),
+    "signature-no-version": _put("webhook-signature", "garbage"),
+    "signature-empty": _put("webhook-signature", ""),
+    "signature-other-version": lambda headers: headers.__setitem__(
+        "webhook-signature", headers["webhook-signature"].replace("v1,", "v2,")
+    ),
+    "id-empty": _put("webhook-id", ""),
+    "id-too-long": _put("webhook-id", "m" * 1000),
+}
+
+
+@pytest.mark.parametrize("mutate", BAD_HEADERS.values(), ids=BAD_HEADERS.keys())
+def test_missing_wrong_or_malformed_signature_headers_are_401(
+    post: Post, aws: AwsStack, mutate: Callable[[dict[str, str]], None]
+) -> None:
+    """Every missing, wrong or malformed Standard Webhooks header answers 401 (never 500)."""
+    delivery = signed_post(event_body())
+    mutate(delivery["headers"])
+    refused(post(delivery), 401, "WebhookVerificationError")
+    assert aws.receive() == []
+
+
+@pytest.mark.parametrize("offset", [-310, 310, -86_400])
+def test_timestamp_more_than_five_minutes_away_is_401(post: Post, offset: int) -> None:
+    """A correctly signed delivery whose timestamp is over 5 minutes off (either way) answers 401."""
+    event = signed(http_event(compact(event_body())), timestamp=int(time.time()) + offset)
+    refused(post(event), 401, "WebhookVerificationError")
+
+
+@pytest.mark.parametrize("offset", [-240, 240])
+def test_timestamp_within_five_minutes_is_accepted(post: Post, offset: int) -> None:
+    """Clock skew under 5 minutes either way is tolerated."""
+    event = signed(http_event(compact(event_body())), timestamp=int(time.time()) + offset)
+    assert post(event).status == 202
+
+
+def test_unsigned_request_is_refused_by_default(post: Post, aws: AwsStack) -> None:
+    """Without ALLOW_UNSIGNED a request with no signature answers 401 and enqueues nothing."""
+    refused(post(http_event(compact(event_body()))), 401, "WebhookVerificationError")
+    assert aws.receive() == []
+
+
+def test_unsigned_request_is_accepted_only_when_allowed(post: Post, stack_env: StackEnv) -> None:
+    """ALLOW_UNSIGNED=true accepts a request without signature headers; a wrong signature is still 401."""
+    stack_env.set(ALLOW_UNSIGNED="true")
+    assert post(http_event(compact(event_body()))).status == 202
+    wrong = signed_post(event_body(), OTHER_SECRET)
+    refused(post(wrong), 401, "WebhookVerificationError")
+    assert len(stack_env.aws.receive()) == 1
+
+
+def test_rotated_secret_list_accepts_old_and_new_secret(post: Post, aws: AwsStack) -> None:
+    """During a rotation the stored value "whsec_old whsec_new" accepts deliveries signed with either."""
+    aws.set_webhook_secret(f"{OTHER_SECRET} {WEBHOOK_SECRET}")
+    assert post(signed_post(event_body(), OTHER_SECRET)).status == 202
+    assert post(signed_post(event_body(), WEBHOOK_SECRET)).status == 202
+    third = "whsec_" + base64.b64encode(b"a key nobody configured").decode()
+    refused(post(signed_post(event_body(), third)), 401, "WebhookVerificationError")
+    assert len(aws.receive()) == 2
+
+
+def test_delivery_with_several_signatures_is_accepted_when_one_matches(post: Post) -> None:
+    """A sender signing with old and new secret (space-separated list) is accepted by either receiver."""
+    delivery = signed_post(event_body())
+    good = delivery["headers"]["webhook-signature"]
+    delivery["headers"]["webhook-signature"] = f"v1,{base64.b64encode(b'x' * 32).decode()} {good}"
+    assert post(delivery).status == 202
+
+
+# -- published test vector (pure verifier, frozen clock) ----------------------------------------------
+
+
+def test_published_vector_verifies() -> None:
+    """Standard Webhooks' published vector verifies at its own timestamp and not 5 minutes later."""
+    headers = {
+        "webhook-id": VECTOR_ID,
+        "webhook-timestamp": str(VECTOR_TIMESTAMP),
+        "webhook-signature": VECTOR_SIGNATURE,
+    }
+    assert webhook.verify([VECTOR_SECRET], VECTOR_BODY, headers, now=VECTOR_TIMESTAMP) == VECTOR_ID
+    with pytest.raises(webhook.WebhookVerificationError):
+        webhook.verify([VECTOR_SECRET], VECTOR_BODY, headers, now=VECTOR_TIMESTAMP + 301)
+    with pytest.raises(webhook.WebhookVerificationError):
+        webhook.verify([VECTOR_SECRET], VECTOR_BODY + b" ", headers, now=VECTOR_TIMESTAMP)
+
+
+def test_receiver_path_accepts_a_job_signed_with_the_vector_secret_at_its_timestamp() -> None:
+    """``receive`` (the receiver's verifier path) accepts a job:ready signed as the vector is, at a frozen now."""
+    policy = webhook.ReceivePolicy(secrets=(VECTOR_SECRET,))
+    event = event_body("space:configure")
+    body = compact(event)
+    headers = {
+        "content-type": "application/json",
+        **webhook.sign(VECTOR_SECRET, body, msg_id=VECTOR_ID, timestamp=VECTOR_TIMESTAMP),
+    }
+    delivery = webhook.receive(body, headers, policy=policy, listener=listener, now=VECTOR_TIMESTAMP)
+    assert delivery is not None
+    assert (delivery.delivery_id, delivery.event) == (VECTOR_ID, event)
+    vector_headers = {
+        "content-type": "application/json",
+        "webhook-id": VECTOR_ID,
+        "webhook-timestamp": str(VECTOR_TIMESTAMP),
+        "webhook-signature": VECTOR_SIGNATURE,
+    }
+    # The vector's own body passes the signature check and is then refused for its shape.
+    with pytest.raises(webhook.InvalidEventError):
+        webhook.receive(VECTOR_BODY, vector_headers, policy=policy, listener=listener, now=VECTOR_TIMESTAMP)
+    with pytest.raises(webhook.WebhookVerificationError):
+        webhook.receive(
+            VECTOR_BODY, vector_headers, policy=policy, listener=listener, now=VECTOR_TIMESTAMP + 301
+        )
+
+
+# -- 403 / 413 / 415 / 422 -----------------------------------------------------------------------------
+
+
+def test_environment_not_on_the_allow_list_is_403(post: Post, stack_env: StackEnv) -> None:
+    """ALLOWED_ENVIRONMENT_IDS refuses other environments with 403 and accepts the listed ones."""
+    stack_env.set(ALLOWED_ENVIRONMENT_IDS="us_env_other,us_env_more")
+    refused(post(signed_post(event_body())), 403, "ForbiddenEnvironmentError")
+    stack_env.set(ALLOWED_ENVIRONMENT_IDS=f"us_env_other, {ENVIRONMENT}")
+    assert post(signed_post(event_body())).status == 202
+    assert len(stack_env.aws.receive()) == 1
+
+
+def test_body_over_the_limit_is_413(post: Post, aws: AwsStack) -> None:
+    """A body over 256 KiB (an SQS message's limit) answers 413, signed or not."""
+    event = event_body(input={"padding": "x" * webhook.MAX_BODY_BYTES})
+    refused(post(signed_post(event)), 413, "PayloadTooLargeError")
+    refused(post(http_event(compact(event))), 413, "PayloadTooLargeError")
+    assert aws.receive() == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"content-type": "text/plain"}, {"content-type": "application/xml"}, {"content-type": ""}, {}],
+    ids=["text-plain", "xml", "empty", "missing"],
+)
+def test_wrong_or_missing_content_type_is_415(post: Post, aws: AwsStack, headers: dict[str, str]) -> None:
+    """A body not declared as JSON answers 415."""
+    refused(post(signed_post(event_body(), headers=headers)), 415, "UnsupportedMediaTypeError")
+    assert aws.receive() == []
+
+
+def _without(path: str) -> Callable[[dict[str, Any]], Any]:
+    def shape(event: dict[str, Any]) -> Any:
+        *parents, last = path.split(".")
+        target = event
+        for key in parents:
+            target = target[key]
+        del target[last]
+        return event
+
+    return shape
+
+
+WRONG_SHAPES: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "not-job-ready": lambda event: {**event, "topic": "job:completed"},
+    "no-topic": _without("topic"),
+    "no-job-id": _without("context.jobId"),
+    "empty-job-id": lambda event: {**event, "context": {**event["context"], "jobId": ""}},
+    "no-context": _without("context"),
+    "no-payload-job": _without("payload.job"),
+    "job-without-colon": lambda event: {**event, "payload": {**event["payload"], "job": "configure"}},
+    "no-event-id": _without("id"),
+    "array": lambda event: [event],
+    "string": lambda event: "job:ready",
+    "null": lambda event: None,
+}
+
+
+@pytest.mark.parametrize("shape", WRONG_SHAPES.values(), ids=WRONG_SHAPES.keys())
+def test_valid_json_of_the_wrong_shape_is_422(
+    post: Post, aws: AwsStack, shape: Callable[[dict[str, Any]], Any]
+) -> None:
+    """JSON that is not a job:ready event with an id, ``context.jobId`` and ``payload.job`` answers 422."""
+    refused(post(signed_post(shape(event_body()))), 422, "InvalidEventError")
+    assert aws.receive() == []
+
+
+# -- nothing gives a 5xx -------------------------------------------------------------------------------
+
+
+def test_odd_requests_never_answer_5xx(post: Post) -> None:
+    """Requests outside the contract (no body, no headers, other method or path) answer 4xx JSON."""
+    no_body = http_event(None)
+    no_headers = http_event(compact(event_body()))
+    del no_headers["headers"]
+    base64_none = http_event(None)
+    base64_none["isBase64Encoded"] = True
+    many_signatures = signed_post(event_body())
+    many_signatures["headers"]["webhook-signature"] = " ".join(["v1,AAAA"] * 10_000)
+    odd = [
+        no_body,
+        no_headers,
+        base64_none,
+        many_signatures,
+        http_event(compact(event_body()), method="GET"),
+        http_event(compact(event_body()), path="/other"),
+    ]
+    statuses = [post(event).status for event in odd]
+    assert all(400 <= status < 500 for status in statuses), statuses
+
+
+# -- the events/ files ---------------------------------------------------------------------------------
+
+RECEIVER_FILES = sorted(path.name for path in (EVENTS / "receiver").glob("*.json"))
+EXPECTED_STATUS = {"unhandled_job.json": 200}
+
+
+def _queued_ids(aws: AwsStack) -> list[str]:
+    return [m["MessageAttributes"]["jobId"]["StringValue"] for m in aws.receive()]
+
+
+@pytest.mark.parametrize("name", RECEIVER_FILES)
+def test_events_file_signed_fresh_gets_its_expected_answer(post: Post, aws: AwsStack, name: str) -> None:
+    """Each events/receiver file, re-signed now by the CLI's helper (``make events``), is accepted or ignored."""
+    event = load_event(f"receiver/{name}")
+    answer = post(resign(event, WEBHOOK_SECRET))
+    expected = EXPECTED_STATUS.get(name, 202)
+    assert answer.status == expected, answer
+    delivered = json.loads(raw_body(event))
+    job_id = delivered.get("src", delivered)["context"]["jobId"]
+    assert _queued_ids(aws) == ([job_id] if expected == 202 else [])
+
+
+@pytest.mark.parametrize("name", RECEIVER_FILES)
+def test_events_file_as_committed_needs_a_signature_or_allow_unsigned(
+    post: Post, stack_env: StackEnv, name: str
+) -> None:
+    """The committed (unsigned) files answer 401 by default and their real answer with ALLOW_UNSIGNED=true."""
+    event = load_event(f"receiver/{name}")
+    refused(post(event), 401, "WebhookVerificationError")
+    stack_env.set(ALLOW_UNSIGNED="true")
+    assert post(event).status == EXPECTED_STATUS.get(name, 202)
+
+
+def test_every_receiver_events_file_is_exercised() -> None:
+    """The parametrized tests above cover the four sample jobs and the three variants."""
+    assert set(RECEIVER_FILES) == {
+        "space_configure.json",
+        "workbook_submit.json",
+        "file_process.json",
+        "data_validate.json",
+        "space_configure_base64.json",
+        "workbook_submit_forwarded.json",
+        "unhandled_job.json",
+    }
+    assert all(Path(EVENTS / "receiver" / name).is_file() for name in RECEIVER_FILES)
