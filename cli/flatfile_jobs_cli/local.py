@@ -208,6 +208,7 @@ class LocalStack:
         self._receiver: ModuleType | None = None
         self._receiver_lock = threading.Lock()
         self._dead_lock = threading.Lock()
+        self._dead_running = 0
         self.dead_lettered: list[dict[str, Any]] = []
 
     # -- life cycle -------------------------------------------------------------------------------------
@@ -333,11 +334,18 @@ class LocalStack:
         return dict(answer) if isinstance(answer, dict) else {"result": answer}
 
     def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until the queue is empty and nothing is in flight; ``False`` on timeout."""
+        """Wait until nothing is queued, in flight or dead-lettered and unhandled; ``False`` on timeout.
+
+        Idle must be seen twice in a row: a message is briefly in neither list while a worker takes it.
+        """
         deadline = time.monotonic() + timeout
+        idle_before = False
         while time.monotonic() < deadline:
-            if self.queue.pending() == 0 and not self.queue.dead_letters:
+            with self._dead_lock:
+                idle = self.queue.pending() == 0 and not self.queue.dead_letters and not self._dead_running
+            if idle and idle_before:
                 return True
+            idle_before = idle
             time.sleep(0.02)
         return False
 
@@ -373,9 +381,16 @@ class LocalStack:
                 if not self.queue.dead_letters:
                     return
                 record = self.queue.dead_letters.pop(0)
+                self._dead_running += 1
             self.dead_lettered.append(record)
-            with contextlib.suppress(Exception):  # its own logs say why; the record stays listed
-                dead_letter.lambda_handler({"Records": [record]}, LocalContext("DeadLetterFunction", 30.0))
+            try:
+                with contextlib.suppress(Exception):  # its own logs say why; the record stays listed
+                    dead_letter.lambda_handler(
+                        {"Records": [record]}, LocalContext("DeadLetterFunction", 30.0)
+                    )
+            finally:
+                with self._dead_lock:
+                    self._dead_running -= 1
 
 
 def _function_name(name: FunctionName) -> str:

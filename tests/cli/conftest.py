@@ -45,6 +45,9 @@ def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         use_runtime(None)
         flatfile_jobs._listener._configured.clear()
         flatfile_jobs._listener._configured.update(saved)
+    for thread in threading.enumerate():
+        if thread not in threads:
+            thread.join(2.0)  # the fake API's request threads end just after it closes their sockets
     leaked = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
     assert not leaked, f"threads left running: {leaked}"
 

@@ -36,7 +36,7 @@ def test_demo_prints_progress_lines_and_keeps_function_logs_in_a_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Piped output shows each progress change as a line; Powertools' JSON lines go to the log file only."""
-    assert main(["demo", "--pace", "0.05"]) == 0
+    assert main(["demo", "--pace", "0.3"]) == 0
     captured = capsys.readouterr()
     assert "Starting configuration..." in captured.out
     assert '"level"' not in captured.out + captured.err

@@ -1,0 +1,168 @@
+"""`flatfile-jobs invoke EVENT_FILE`: one event through one function; the response on stdout, logs on stderr."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flatfile_jobs.testing import job_ready_event
+from flatfile_jobs_cli.__main__ import main
+from flatfile_jobs_cli._events import http_api_event
+
+ROOT = Path(__file__).resolve().parents[2]
+REPO_EVENTS = sorted(
+    path.relative_to(ROOT)
+    for folder in ("receiver", "worker", "dead_letter")
+    for path in (ROOT / "events" / folder).glob("*.json")
+)
+
+
+def write(path: Path, event: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(event))
+    return path
+
+
+def sqs_event(body: dict[str, Any], *, dead: bool = False) -> dict[str, Any]:
+    attributes = {"ApproximateReceiveCount": "6" if dead else "1"}
+    if dead:
+        attributes["DeadLetterQueueSourceArn"] = "arn:aws:sqs:us-east-1:123456789012:JobQueue"
+    return {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "receiptHandle": "r-1",
+                "body": json.dumps(body),
+                "attributes": attributes,
+                "messageAttributes": {"eventId": {"stringValue": body["id"], "dataType": "String"}},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:JobQueue",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
+
+
+def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any, str]:
+    code = main(["invoke", *args])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out) if captured.out.strip() else None, captured.err
+
+
+@pytest.mark.parametrize("path", REPO_EVENTS, ids=str)
+def test_every_event_file_in_the_repo_runs_and_prints_the_response(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each events/<function>/*.json runs through its function; the response is JSON on stdout."""
+    code, answer, err = invoke(capsys, str(path))
+    assert code == 0, err
+    assert "statusCode" in answer or "batchItemFailures" in answer
+    assert f"functions/{path.parent.name}/app.py" in err
+
+
+def test_a_receiver_event_is_resigned_and_enqueued(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An old or unsigned receiver event gets a fresh signature: 202, and the message for the worker is listed."""
+    event = job_ready_event("file:process", job_id="us_jb_inv1")
+    body = json.dumps(event).encode()
+    path = write(
+        tmp_path / "receiver" / "post.json",
+        http_api_event("POST", "/webhook", {"content-type": "application/json"}, body),
+    )
+    code, answer, err = invoke(capsys, str(path))
+    assert code == 0
+    assert answer["statusCode"] == 202
+    assert json.loads(answer["body"])["jobId"] == "us_jb_inv1"
+    assert "Enqueued for the worker: 1 message(s)" in err
+    assert "us_jb_inv1  file:process" in err
+    assert '"message":"Delivery answered"' in err  # the function's own log line, as Lambda writes it
+
+
+def test_a_base64_receiver_event_is_signed_over_its_decoded_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """isBase64Encoded bodies are signed as the bytes the sender sent, so they verify."""
+    body = json.dumps(job_ready_event("space:configure")).encode()
+    event = http_api_event("POST", "/webhook", {"content-type": "application/json"}, body)
+    event.update(body=base64.b64encode(body).decode(), isBase64Encoded=True)
+    code, answer, _ = invoke(capsys, str(write(tmp_path / "b64.json", event)))
+    assert code == 0
+    assert answer["statusCode"] == 202
+
+
+def test_a_worker_event_runs_its_job_in_the_fake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker event runs the job (created 'ready' in the fake first) and reports how it ended."""
+    path = write(tmp_path / "batch.json", sqs_event(job_ready_event("space:configure", job_id="us_jb_w1")))
+    code, answer, err = invoke(capsys, str(path))
+    assert code == 0
+    assert answer == {"batchItemFailures": []}
+    assert "Job us_jb_w1 in the fake Flatfile API: complete  Job complete" in err
+
+
+def test_a_dead_letter_event_fails_its_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A record from the dead-letter queue (detected by its source attribute) fails its job in Flatfile."""
+    path = write(
+        tmp_path / "dlq.json", sqs_event(job_ready_event("space:configure", job_id="us_jb_d1"), dead=True)
+    )
+    code, answer, err = invoke(capsys, str(path))
+    assert code == 0
+    assert answer == {"batchItemFailures": []}
+    assert "Job us_jb_d1 in the fake Flatfile API: failed  This job could not be processed" in err
+
+
+def test_a_scheduled_event_runs_the_poller(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A schedule event runs the poller against the fake, which holds the four sample jobs' events."""
+    schedule = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    code, answer, err = invoke(capsys, str(write(tmp_path / "tick.json", schedule)))
+    assert code == 0
+    assert answer["enqueued"] == 4
+    assert answer["environmentId"] == "us_env_local"
+    assert "Enqueued for the worker: 4 message(s)" in err
+
+
+def test_function_flag_overrides_detection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--function dead_letter runs an ordinary SQS batch through the dead-letter function."""
+    path = write(tmp_path / "batch.json", sqs_event(job_ready_event("space:configure", job_id="us_jb_f1")))
+    code, _, err = invoke(capsys, str(path), "--function", "dead_letter")
+    assert code == 0
+    assert "functions/dead_letter/app.py" in err
+    assert "us_jb_f1 in the fake Flatfile API: failed" in err
+
+
+def test_a_function_error_is_printed_as_lambda_does_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When the handler raises, stdout gets {"errorType", "errorMessage"} and the exit status is 1."""
+    code, answer, _ = invoke(
+        capsys, str(write(tmp_path / "x.json", {"Records": "nope"})), "--function", "worker"
+    )
+    assert code == 1
+    assert set(answer) == {"errorType", "errorMessage"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such event file"),
+        ("[1, 2]", "must hold a JSON object"),
+        ("{not json", "cannot read"),
+        ('{"hello": "world"}', "pass --function receiver|worker|dead_letter|poller"),
+    ],
+)
+def test_unusable_event_files_are_one_line_errors(
+    tmp_path: Path, content: str | None, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Missing, malformed or unrecognisable files exit 2 with one line."""
+    path = tmp_path / "event.json"
+    if content is not None:
+        path.write_text(content)
+    code, _, err = invoke(capsys, str(path))
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1
