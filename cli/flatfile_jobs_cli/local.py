@@ -13,16 +13,11 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import importlib.util
-import itertools
 import os
-import secrets
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, TextIO
@@ -39,88 +34,18 @@ from flatfile_stack.settings import Settings
 from ._common import CliError, find_root, scoped_env
 from ._events import FunctionName
 from ._front import HttpFront, RequestLog
+from ._lambda import (
+    LOCAL_ENV,
+    TIMEOUTS,
+    LocalContext,
+    close_thread_loop,
+    function_name,
+    load_function,
+    new_secret,
+)
 from ._logs import LogRoute
 
-__all__ = [
-    "LocalContext",
-    "LocalOptions",
-    "LocalStack",
-    "close_thread_loop",
-    "ensure_jobs",
-    "load_function",
-    "new_secret",
-]
-
-# Function timeouts as the template sets them (WorkerTimeout's default for the worker).
-TIMEOUTS: dict[FunctionName, float] = {"receiver": 30.0, "worker": 900.0, "dead_letter": 30.0, "poller": 60.0}
-LOCAL_ENV = {
-    "POWERTOOLS_SERVICE_NAME": "flatfile-jobs",
-    "POWERTOOLS_METRICS_NAMESPACE": "FlatfileJobs",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-_loads = itertools.count(1)
-
-
-def new_secret() -> str:
-    """A fresh throwaway signing secret (``whsec_`` + 24 random bytes, base64)."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-@dataclass
-class LocalContext:
-    """Lambda's context for one local invocation; the remaining time counts down from ``timeout``."""
-
-    function_name: str
-    timeout: float
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    log_group_name: str = "/aws/lambda/local"
-    log_stream_name: str = "local"
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        """A local-looking ARN."""
-        return f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left before this invocation's timeout."""
-        return max(0, int((self.started + self.timeout - time.monotonic()) * 1000))
-
-
-def load_function(root: Path, name: FunctionName) -> ModuleType:
-    """A fresh copy of ``functions/<name>/app.py`` (its own module globals: one execution environment).
-
-    Raises:
-        CliError: The file is missing.
-    """
-    path = root / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"flatfile_jobs_local_{name}_{next(_loads)}", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise CliError(f"cannot load {path}: run flatfile-jobs inside a flatfile-jobs checkout")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def close_thread_loop() -> None:
-    """Close this thread's flatfile_jobs event loop and its API clients (a thread that ran jobs is ending).
-
-    The library keeps one loop per thread and one client per loop for warm invocations and offers no public
-    way to end them, hence the private names.
-    """
-    from flatfile_jobs import _api, _runtime
-
-    runner = _runtime._state.runner
-    if runner is None:
-        return
-    _runtime._state.runner = None
-    with contextlib.suppress(Exception):
-        for client in list(_api._clients.get(runner.get_loop(), {}).values()):
-            runner.run(client.aclose())
-    runner.close()
+__all__ = ["LOCAL_ENV", "LocalContext", "LocalOptions", "LocalStack", "close_thread_loop", "ensure_jobs"]
 
 
 @dataclass
@@ -318,7 +243,7 @@ class LocalStack:
         def run() -> None:
             try:
                 module = load_function(self.root, name)
-                context = LocalContext(_function_name(name), TIMEOUTS[name])
+                context = LocalContext(function_name(name), TIMEOUTS[name])
                 outcome["answer"] = module.lambda_handler(event, context)
             except BaseException as exc:  # handed to the caller's thread
                 outcome["error"] = exc
@@ -391,7 +316,3 @@ class LocalStack:
             finally:
                 with self._dead_lock:
                     self._dead_running -= 1
-
-
-def _function_name(name: FunctionName) -> str:
-    return "".join(part.capitalize() for part in name.split("_")) + "Function"
