@@ -119,7 +119,8 @@ class DevelopLoop:
                 events = self.poller.poll()
                 busy = self._handle_all(events)
             except FlatfileAPIError as exc:
-                self._say(self.style.yellow(f"GET /events failed ({exc}); retrying in {wait:g} s"))
+                status = exc.status or "no response"
+                self._say(self.style.yellow(f"Polling failed ({status}: {exc}); retrying in {wait:g} s"))
                 busy = False
             if busy:
                 wait = self.interval

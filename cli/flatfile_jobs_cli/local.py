@@ -17,6 +17,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -67,6 +68,7 @@ class LocalOptions:
         compact_logs: One short line per log record instead of Lambda's JSON.
         serve_http: Start the HTTP front.
         on_request: Called for each HTTP request answered.
+        on_record: Called after the worker ran a record: the record and whether it failed (to be retried).
     """
 
     api_url: str | None = None
@@ -83,6 +85,7 @@ class LocalOptions:
     compact_logs: bool = True
     serve_http: bool = True
     on_request: RequestLog | None = None
+    on_record: Callable[[dict[str, Any], bool], None] | None = None
 
 
 class _JobCreatingQueue:
@@ -299,6 +302,8 @@ class LocalStack:
             self.queue.release(record["receiptHandle"])
         else:
             self.queue.delete(record["receiptHandle"])
+        if self.options.on_record is not None:
+            self.options.on_record(record, record["messageId"] in failed)
 
     def _run_dead_letters(self, dead_letter: ModuleType) -> None:
         while True:

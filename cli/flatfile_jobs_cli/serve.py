@@ -9,7 +9,7 @@ import shlex
 import sys
 import threading
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from flatfile_jobs import webhook
 from flatfile_jobs.testing import job_ready_event
@@ -51,14 +51,18 @@ def curl_example(stack: LocalStack) -> str:
     headers = {"content-type": "application/json"}
     if stack.secret:
         headers.update(webhook.sign(stack.secret.split()[0], body.encode(), msg_id=event["id"]))
-    parts = ["curl", "-sS", stack.webhook_url]
-    for name, value in headers.items():
-        parts += ["-H", f"{name}: {value}"]
-    parts += ["--data-binary", body]
-    return " \\\n    ".join(shlex.join(parts[i : i + 2]) for i in range(0, len(parts), 2))
+    lines = [f"curl -sS {shlex.quote(stack.webhook_url)}"]
+    lines += [f"-H {shlex.quote(f'{name}: {value}')}" for name, value in headers.items()]
+    lines.append(f"--data-binary {shlex.quote(body)}")
+    return " \\\n    ".join(lines)
 
 
-def _options(args: argparse.Namespace, on_request: Callable[..., None], logs: TextIO | None) -> LocalOptions:
+def _options(
+    args: argparse.Namespace,
+    on_request: Callable[..., None],
+    on_record: Callable[[dict[str, Any], bool], None],
+    logs: TextIO | None,
+) -> LocalOptions:
     api_key = args.api_key or os.environ.get("FLATFILE_API_KEY") or os.environ.get("FLATFILE_BEARER_TOKEN")
     if args.api_key and not args.api_url:
         raise CliError("--api-key needs --api-url (without it, serve runs the fake Flatfile API)")
@@ -74,6 +78,7 @@ def _options(args: argparse.Namespace, on_request: Callable[..., None], logs: Te
         workers=max(1, args.workers),
         log_stream=logs,
         on_request=on_request,
+        on_record=on_record,
     )
 
 
@@ -101,6 +106,21 @@ def _banner(out: TextIO, style: Style, stack: LocalStack) -> None:
     out.flush()
 
 
+def _record_line(style: Style, stack: LocalStack | None, record: dict[str, Any], failed: bool) -> str:
+    """What the worker did with one record, with the job's state when the fake API is in use."""
+    attributes = record.get("messageAttributes") or {}
+    job_id = str((attributes.get("jobId") or {}).get("stringValue", "?"))
+    job = str((attributes.get("job") or {}).get("stringValue", "?"))
+    if failed:
+        return style.red(f"worker  {job} {job_id}: failed, the queue will redeliver it")
+    if stack is None or stack.fake is None or job_id not in stack.fake.jobs:
+        return f"worker  {job} {job_id}: done"
+    state = stack.fake.job(job_id)
+    message = (state.get("outcome") or {}).get("message") or state.get("info") or ""
+    paint = style.green if state["status"] == "complete" else style.red
+    return f"worker  {job} {job_id}: {paint(str(state['status']))}  {message}"
+
+
 def serve(
     args: argparse.Namespace,
     *,
@@ -118,8 +138,15 @@ def serve(
         out.write(f"{method} {path} {paint(str(status))} {ms:.0f} ms  {body}\n")
         out.flush()
 
-    options = _options(args, on_request, None if args.quiet else sys.stderr)
+    stacks: list[LocalStack] = []
+
+    def on_record(record: dict[str, Any], failed: bool) -> None:
+        out.write(_record_line(style, stacks[0] if stacks else None, record, failed) + "\n")
+        out.flush()
+
+    options = _options(args, on_request, on_record, None if args.quiet else sys.stderr)
     with LocalStack(options) as stack:
+        stacks.append(stack)
         _banner(out, style, stack)
         if on_ready is not None:
             on_ready(stack)

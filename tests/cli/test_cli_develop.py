@@ -93,7 +93,7 @@ def test_a_failing_events_endpoint_backs_off_and_recovers(
     configured.add_fault(Fault(path="/events", method="GET", status=503, times=2))
     assert main(["develop", *FAST, "--max-polls", "4"]) == 0
     assert configured.job(event["context"]["jobId"])["status"] == "complete"
-    assert capsys.readouterr().out.count("GET /events failed") == 2
+    assert capsys.readouterr().out.count("Polling failed (503: Injected fault); retrying in") == 2
 
 
 def test_max_polls_bounds_the_run(configured: FakeFlatfile) -> None:

@@ -86,7 +86,12 @@ def test_a_signed_event_is_accepted_and_its_job_completes(start: Callable[..., S
     assert answer.json() == {"status": "accepted", "jobId": event["context"]["jobId"], "eventId": event["id"]}
     served.wait_for(event["context"]["jobId"], "complete")
     assert served.stack.secret == SECRET
-    assert "POST /webhook 202" in served.out.getvalue()
+    deadline = time.monotonic() + 5
+    while "worker  space:configure" not in served.out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out = served.out.getvalue()
+    assert "POST /webhook 202" in out
+    assert f"worker  space:configure {event['context']['jobId']}: complete  Job complete" in out
 
 
 def test_an_unsigned_event_is_refused_with_401(start: Callable[..., Served]) -> None:
