@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from flatfile_jobs import webhook
-from flatfile_jobs.testing import job_ready_event
+from flatfile_jobs.testing import FakeFlatfile, job_ready_event
 from flatfile_jobs_cli.__main__ import build_parser, main
 from flatfile_jobs_cli.local import LocalStack
 from flatfile_jobs_cli.serve import serve
@@ -92,6 +92,21 @@ def test_a_signed_event_is_accepted_and_its_job_completes(start: Callable[..., S
     out = served.out.getvalue()
     assert "POST /webhook 202" in out
     assert f"worker  space:configure {event['context']['jobId']}: complete  Job complete" in out
+
+
+def test_a_real_api_url_is_used_instead_of_the_fake(start: Callable[..., Served], fake: FakeFlatfile) -> None:
+    """--api-url/--api-key: no fake is started; the jobs run against the given API (here a fake of the test's)."""
+    served = start("--secret", SECRET, "--api-url", fake.url, "--api-key", fake.token)
+    assert served.stack.fake is None
+    event = fake.create_job_event("workbook:submit")
+    body = json.dumps(event).encode()
+    headers = {"content-type": "application/json", **webhook.sign(SECRET, body, msg_id=event["id"])}
+    assert httpx.post(served.stack.webhook_url, content=body, headers=headers).status_code == 202
+    deadline = time.monotonic() + 10
+    while fake.job(event["context"]["jobId"])["status"] != "complete" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.job(event["context"]["jobId"])["outcome"]["message"] == "Data submitted successfully."
+    assert f"real, {fake.url}" in served.out.getvalue()
 
 
 def test_an_unsigned_event_is_refused_with_401(start: Callable[..., Served]) -> None:
