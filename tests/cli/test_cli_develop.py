@@ -192,3 +192,28 @@ def test_ctrl_c_stops_cleanly(configured: FakeFlatfile) -> None:
     assert process.returncode == 0, err
     assert "Stopping after the current job" in out
     assert "Stopped after" in out
+
+
+def test_a_job_whose_ack_fails_is_retried_then_runs(
+    configured: FakeFlatfile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused job ack (the handler never ran) is retried on a later poll; the job then runs once."""
+    event = configured.create_job_event("space:configure", environment_id=ENV)
+    configured.add_fault(Fault(path="/jobs/*/ack", status=400, times=1))
+    assert main(["develop", *FAST, "--max-polls", "3"]) == 0
+    assert configured.job(event["context"]["jobId"])["status"] == "complete"
+    assert configured.events[event["id"]].get("acknowledgedAt")
+    assert "(attempt 1, will retry)" in capsys.readouterr().out
+
+
+def test_an_event_that_keeps_failing_is_given_up_and_left_unacked(
+    configured: FakeFlatfile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After three failed attempts develop moves on; the event stays unacked in Flatfile."""
+    event = configured.create_job_event("space:configure", environment_id=ENV)
+    configured.add_fault(Fault(path="/jobs/*/ack", status=400))
+    assert main(["develop", *FAST, "--max-polls", "5"]) == 0
+    assert not configured.events[event["id"]].get("acknowledgedAt")
+    out = capsys.readouterr().out
+    assert "(giving up after 3 attempts)" in out
+    assert "0 event(s) handled" in out
