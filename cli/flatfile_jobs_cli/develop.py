@@ -223,8 +223,9 @@ def _settings(args: argparse.Namespace) -> tuple[str, str, str]:
     if not environment_id:
         missing.append("FLATFILE_ENVIRONMENT_ID")
     if missing:
+        what = "it" if len(missing) == 1 else "them"
         raise CliError(
-            f"develop needs {' and '.join(missing)}: set {', '.join(missing)} (see develop --help)"
+            f"develop needs {' and '.join(missing)}: set {what} in the environment (see develop --help)"
         )
     api_url = args.api_url or os.environ.get("FLATFILE_API_URL") or DEFAULT_API_URL
     return api_url, str(token), str(environment_id)
