@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import importlib.util
 import itertools
 import secrets
@@ -81,21 +80,10 @@ def load_function(root: Path, name: FunctionName) -> ModuleType:
 
 
 def close_thread_loop() -> None:
-    """Close this thread's flatfile_jobs event loop and its API clients (a thread that ran jobs is ending).
+    """Close this thread's flatfile_jobs event loop and its API clients (a thread that ran jobs is ending)."""
+    import flatfile_jobs
 
-    The library keeps one loop per thread and one client per loop for warm invocations and offers no public
-    way to end them, hence the private names.
-    """
-    from flatfile_jobs import _api, _runtime
-
-    runner = _runtime._state.runner
-    if runner is None:
-        return
-    _runtime._state.runner = None
-    with contextlib.suppress(Exception):
-        for client in list(_api._clients.get(runner.get_loop(), {}).values()):
-            runner.run(client.aclose())
-    runner.close()
+    flatfile_jobs.shutdown()
 
 
 def function_name(name: FunctionName) -> str:

@@ -35,7 +35,7 @@ def webhook_delivery() -> Response[Any]:
     event = app.current_event
     body = receiver.raw_body(event.get("body"), is_base64_encoded=bool(event.get("isBase64Encoded")))
     status, answer = receiver.accept(body, event.headers)
-    logger.info("Delivery answered", extra={"status": status, **answer})
+    logger.info("Delivery answered", extra={**answer, "http_status": status})
     return _json(status, answer)
 
 
@@ -43,7 +43,7 @@ def webhook_delivery() -> Response[Any]:
 def refused(error: webhook.DeliveryError) -> Response[Any]:
     """A refused delivery: its status and a JSON error the sender can read."""
     status = STATUS_BY_ERROR.get(type(error), 400)
-    logger.warning("Delivery refused", extra={"status": status, "reason": str(error)})
+    logger.warning("Delivery refused", extra={"http_status": status, "reason": str(error)})
     return _json(status, {"error": type(error).__name__, "message": str(error)})
 
 

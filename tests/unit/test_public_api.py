@@ -39,6 +39,7 @@ EXPECTED = {
     "configure",
     "fail_unfinished_job",
     "job_handler",
+    "shutdown",
 }
 
 

@@ -36,6 +36,7 @@ from ._outcomes import (
 )
 from ._polling import EventCursor, EventPoller
 from ._results import JobResult
+from ._runtime import shutdown
 
 __all__ = [
     "ConfigurationError",
@@ -65,4 +66,5 @@ __all__ = [
     "configure",
     "fail_unfinished_job",
     "job_handler",
+    "shutdown",
 ]

@@ -24,7 +24,7 @@ from ._log import get_logger, log_context
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["FlatfileClient", "client_for"]
+__all__ = ["FlatfileClient", "client_for", "close_clients"]
 
 _RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 _BACKOFF_BASE = 0.25
@@ -250,3 +250,12 @@ def client_for(settings: ApiSettings, *, debug: bool = False) -> FlatfileClient:
         client = other.debugging(debug) if other is not None else FlatfileClient(settings, debug=debug)
         per_loop[(settings, debug)] = client
     return client
+
+
+async def close_clients(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the clients kept for ``loop`` (each connection pool once)."""
+    closed: set[int] = set()
+    for client in list(_clients.pop(loop, {}).values()):
+        if id(client._http) not in closed:
+            closed.add(id(client._http))
+            await client.aclose()

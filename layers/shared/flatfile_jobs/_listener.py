@@ -27,12 +27,14 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 _configured: dict[str, Any] = {}
 
 
-def configure(*, api_url: str | None = None, token: str | None = None) -> None:
+def configure(*, api_url: str | None = None, token: str | None = None, reset: bool = False) -> None:
     """Set the API URL and token for every job handler of this process (they override the environment).
 
     The worker calls this with the API key it reads from Secrets Manager, so no secret sits in an
-    environment variable. ``None`` leaves a value as it was.
+    environment variable. ``None`` leaves a value as it was; ``reset=True`` first forgets both.
     """
+    if reset:
+        _configured.clear()
     if api_url is not None:
         _configured["api_url"] = api_url
     if token is not None:

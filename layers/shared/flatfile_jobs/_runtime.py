@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run_sync"]
+__all__ = ["run_sync", "shutdown"]
 
 T = TypeVar("T")
 
@@ -35,3 +36,20 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     if _state.runner is None:
         _state.runner = asyncio.Runner()
     return _state.runner.run(coro)
+
+
+def shutdown() -> None:
+    """Close the calling thread's event loop and its Flatfile API clients.
+
+    For threads that ran jobs and are about to end (a local worker pool, tests). Lambda never needs it:
+    its one thread keeps the loop and client for the next warm invocation.
+    """
+    runner = _state.runner
+    if runner is None:
+        return
+    _state.runner = None
+    from ._api import close_clients
+
+    with contextlib.suppress(Exception):
+        runner.run(close_clients(runner.get_loop()))
+    runner.close()

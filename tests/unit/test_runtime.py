@@ -1,0 +1,77 @@
+"""The per-thread event loop: reused across dispatches, closed with its clients by shutdown()."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import flatfile_jobs
+from flatfile_jobs import FlatfileEvent, FlatfileListener
+from flatfile_jobs._listener import configured_settings
+from flatfile_jobs._runtime import run_sync
+from flatfile_jobs.testing import FakeFlatfile
+
+
+def test_shutdown_closes_the_threads_loop_and_its_clients(
+    fake: FakeFlatfile, listen: Callable[..., FlatfileListener]
+) -> None:
+    """After shutdown() the client the handler saw is closed and the next dispatch gets a fresh one."""
+    seen: list[Any] = []
+
+    def handler(event: FlatfileEvent, tick: Callable[..., Any]) -> None:
+        seen.append(event.api)
+
+    def in_thread() -> None:
+        listener = listen(handler)
+        listener.dispatch(fake.create_job_event())
+        flatfile_jobs.shutdown()
+        listener.dispatch(fake.create_job_event())
+        flatfile_jobs.shutdown()
+
+    worker = threading.Thread(target=in_thread)
+    worker.start()
+    worker.join(10)
+    assert len(seen) == 2
+    assert seen[0] is not seen[1]
+    assert seen[0]._http.is_closed
+    assert seen[1]._http.is_closed
+
+
+def test_shutdown_without_a_loop_does_nothing() -> None:
+    """shutdown() on a thread that never ran a job is a no-op."""
+    done: list[bool] = []
+
+    def in_thread() -> None:
+        flatfile_jobs.shutdown()
+        done.append(True)
+
+    worker = threading.Thread(target=in_thread)
+    worker.start()
+    worker.join(5)
+    assert done == [True]
+
+
+def test_run_sync_reuses_one_loop_per_thread() -> None:
+    """Two run_sync calls on one thread run on the same event loop (so clients survive between jobs)."""
+    import asyncio
+
+    async def loop_id() -> int:
+        return id(asyncio.get_running_loop())
+
+    assert run_sync(loop_id()) == run_sync(loop_id())
+
+
+def test_configure_overrides_the_environment_and_reset_forgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """configure() beats the env; configure(reset=True) drops what it set, so the env applies again."""
+    monkeypatch.setenv("FLATFILE_API_KEY", "sk_from_env")
+    try:
+        flatfile_jobs.configure(token="sk_configured", api_url="http://127.0.0.1:1/api")
+        assert configured_settings().token == "sk_configured"
+        assert configured_settings().base_url == "http://127.0.0.1:1/api/v1"
+        flatfile_jobs.configure(reset=True)
+        assert configured_settings().token == "sk_from_env"
+    finally:
+        flatfile_jobs.configure(reset=True)
