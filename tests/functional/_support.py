@@ -75,19 +75,71 @@ class AwsStack:
             self.dynamodb.delete_item(TableName=self.table_name, Key={"id": item["id"]})
         self.set_webhook_secret(webhook_secret)
 
-    def receive(self, queue_url: str | None = None) -> list[dict[str, Any]]:
-        """Take (receive and delete) every message on the job queue, with its message attributes."""
+    def receive(self, queue_url: str | None = None, *, delete: bool = True) -> list[dict[str, Any]]:
+        """Receive every message on the job queue (or ``queue_url``) with all attributes; delete them too."""
         url = queue_url or self.queue_url
         messages: list[dict[str, Any]] = []
         while True:
             batch = self.sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
             ).get("Messages", [])
             if not batch:
                 return messages
             for message in batch:
-                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                if delete:
+                    self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             messages.extend(batch)
+
+    def lambda_event(self, message: dict[str, Any], queue_url: str | None = None) -> dict[str, Any]:
+        """The SQS event Lambda builds from a received message (one record)."""
+        url = queue_url or self.queue_url
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        attributes = message.get("Attributes", {})
+        record = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": {
+                name: attributes[name]
+                for name in (
+                    "ApproximateReceiveCount",
+                    "SentTimestamp",
+                    "SenderId",
+                    "ApproximateFirstReceiveTimestamp",
+                )
+                if name in attributes
+            },
+            "messageAttributes": {
+                name: {
+                    "stringValue": value["StringValue"],
+                    "stringListValues": [],
+                    "binaryListValues": [],
+                    "dataType": value["DataType"],
+                }
+                for name, value in message.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": arn,
+            "awsRegion": REGION,
+        }
+        return {"Records": [record]}
+
+    def enqueue(self, record: dict[str, Any], queue_url: str | None = None) -> dict[str, Any]:
+        """Send an events/ file's record to the queue and receive it back as Lambda would hand it over."""
+        url = queue_url or self.queue_url
+        self.sqs.send_message(
+            QueueUrl=url,
+            MessageBody=record["body"],
+            MessageAttributes={
+                name: {"DataType": value["dataType"], "StringValue": value["stringValue"]}
+                for name, value in record["messageAttributes"].items()
+            },
+        )
+        [message] = self.receive(url, delete=False)
+        return self.lambda_event(message, url)
 
     def idempotency_items(self) -> list[dict[str, Any]]:
         """Every item of the idempotency table."""
@@ -110,11 +162,15 @@ _TolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def template_env(function: str) -> dict[str, str | None]:
-    """The environment template.yaml gives ``function`` (Globals merged in); ``None`` for intrinsics."""
+    """The environment template.yaml gives ``function`` ("worker" or "WorkerFunction"), Globals merged in.
+
+    Literal values are kept; intrinsics (``!Ref JobQueue``…) read as ``None``.
+    """
     template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_TolerantLoader)
     variables: dict[str, str | None] = {}
     globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
-    own_env = template["Resources"][FUNCTIONS[function]]["Properties"].get("Environment", {})
+    resource = template["Resources"][FUNCTIONS.get(function, function)]
+    own_env = resource["Properties"].get("Environment", {})
     for env in (globals_env, own_env):
         variables.update(env.get("Variables", {}))
     return variables

@@ -1,0 +1,320 @@
+"""WorkerFunction in-process: the sample jobs' exact Flatfile requests, idempotency on DynamoDB, failures.
+
+Each test calls ``functions/worker/app.py``'s ``lambda_handler`` with an SQS event (the files in
+``events/worker/`` or a message taken from the moto queue); the API key comes from moto's Secrets Manager and
+the idempotency records live in moto's DynamoDB table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from flatfile_jobs import FlatfileListener, job_handler
+from flatfile_jobs.testing import FakeFlatfile, Fault
+from flatfile_stack import runtime
+from jobs.data_validate import NO_RECORDS_MESSAGE
+
+from ._support import (
+    API_TOKEN,
+    EVENTS,
+    NAMESPACE,
+    AwsStack,
+    FakeLambdaContext,
+    StackEnv,
+    emf_blobs,
+    load_event,
+    metric_names,
+    point_logs_at_stdout,
+)
+
+Invoke = Callable[[dict[str, Any]], dict[str, Any]]
+Calls = list[tuple[str, object]]
+
+ACCEPTED = {"info": "Accepted", "progress": 0}
+SHEET_ID = "us_sh_datvali1"
+RECORDS = [
+    {"id": "us_rc_1", "values": {"email": {"value": "a@example.com"}}},
+    {"id": "us_rc_2", "values": {}},
+]
+
+
+def _fail_body(message: str) -> dict[str, Any]:
+    return {"info": message, "outcome": {"acknowledge": True, "message": message}}
+
+
+def expected_space_configure(job_id: str) -> Calls:
+    """Basic Usage: ticks 10, 50, 100 in quick succession; 50 is coalesced away (1 s tick interval)."""
+    return [
+        (f"POST /jobs/{job_id}/ack", ACCEPTED),
+        (f"POST /jobs/{job_id}/ack", {"progress": 10, "info": "Starting configuration..."}),
+        (f"POST /jobs/{job_id}/ack", {"progress": 100, "info": "Configuration complete."}),
+        (f"POST /jobs/{job_id}/complete", {"outcome": {"message": "Job complete"}}),
+    ]
+
+
+def expected_workbook_submit(job_id: str) -> Calls:
+    return [
+        (f"POST /jobs/{job_id}/ack", ACCEPTED),
+        (f"POST /jobs/{job_id}/ack", {"progress": 25, "info": "Preparing submission..."}),
+        (f"POST /jobs/{job_id}/ack", {"progress": 75, "info": "Sending data to the destination..."}),
+        (
+            f"POST /jobs/{job_id}/complete",
+            {"outcome": {"acknowledge": True, "message": "Data submitted successfully."}},
+        ),
+    ]
+
+
+def expected_file_process(job_id: str) -> Calls:
+    outcome = {
+        "heading": "File processed",
+        "message": "Your file was processed successfully.",
+        "buttonText": "Review data",
+        "next": {"type": "id", "id": "us_wb_example1", "label": "Review data", "path": "workbook"},
+    }
+    return [
+        (f"POST /jobs/{job_id}/ack", ACCEPTED),
+        (f"POST /jobs/{job_id}/ack", {"progress": 20, "info": "Reading the file..."}),
+        (f"POST /jobs/{job_id}/ack", {"progress": 80, "info": "Extracting sheets..."}),
+        (f"POST /jobs/{job_id}/complete", {"outcome": outcome}),
+    ]
+
+
+def expected_data_validate(job_id: str) -> Calls:
+    """Error Handling Example: no records, so the job fails with the seed's message."""
+    return [
+        (f"POST /jobs/{job_id}/ack", ACCEPTED),
+        (f"POST /jobs/{job_id}/ack", {"progress": 1, "info": "Starting validation..."}),
+        (f"POST /jobs/{job_id}/fail", _fail_body(NO_RECORDS_MESSAGE)),
+    ]
+
+
+EXPECTED: dict[str, tuple[str, Callable[[str], Calls], str]] = {
+    "space_configure.json": ("complete", expected_space_configure, "JobsCompleted"),
+    "workbook_submit.json": ("complete", expected_workbook_submit, "JobsCompleted"),
+    "file_process.json": ("complete", expected_file_process, "JobsCompleted"),
+    "data_validate.json": ("failed", expected_data_validate, "JobsFailed"),
+}
+WORKER_FILES = sorted(path.name for path in (EVENTS / "worker").glob("*.json"))
+
+
+def job_of(sqs_event: dict[str, Any]) -> tuple[str, str]:
+    """The job name and job id of an SQS event's only record."""
+    [record] = sqs_event["Records"]
+    body = json.loads(record["body"])
+    return str(body["payload"]["job"]), str(body["context"]["jobId"])
+
+
+def add_job_for(fake: FakeFlatfile, sqs_event: dict[str, Any], status: str = "ready") -> str:
+    """Create the record's job in the fake, ``ready``, under the event's job id; return the id."""
+    job, job_id = job_of(sqs_event)
+    fake.add_job(job, job_id=job_id, status=status, environment_id="us_env_example1")
+    return job_id
+
+
+@pytest.fixture
+def worker(stack_env: StackEnv, load_app: Callable[[str], ModuleType]) -> ModuleType:
+    """The worker's app module with the worker's environment from template.yaml (a cold start)."""
+    stack_env.only("worker")
+    return load_app("worker")
+
+
+@pytest.fixture
+def invoke(worker: ModuleType, lambda_context: FakeLambdaContext) -> Invoke:
+    """Invoke the worker with an SQS event."""
+
+    def run(event: dict[str, Any]) -> dict[str, Any]:
+        point_logs_at_stdout()
+        response = worker.lambda_handler(event, lambda_context)
+        assert isinstance(response, dict)
+        return response
+
+    return run
+
+
+def test_every_worker_events_file_has_an_expectation() -> None:
+    """The four sample jobs each have a worker event file, and nothing else is there unchecked."""
+    assert sorted(EXPECTED) == WORKER_FILES
+
+
+@pytest.mark.parametrize("name", WORKER_FILES)
+def test_events_file_runs_its_job_with_the_exact_flatfile_requests(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """Each events/worker file runs its sample job: the exact requests, final status and metrics."""
+    event = load_event(f"worker/{name}")
+    job_id = add_job_for(fake, event)
+    status, expected_calls, metric = EXPECTED[name]
+    assert invoke(event) == {"batchItemFailures": []}
+    assert fake.calls(job_id) == expected_calls(job_id)
+    assert fake.job(job_id)["status"] == status
+    assert {request.headers["authorization"] for request in fake.requests} == {f"Bearer {API_TOKEN}"}
+    [item] = aws.idempotency_items()
+    assert item["status"]["S"] == "COMPLETED"
+    names = metric_names(capsys.readouterr().out)
+    assert {"JobsStarted", metric, "JobDuration"} <= set(names)
+
+
+def test_data_validate_fails_with_the_seed_message_when_the_sheet_is_empty(
+    invoke: Invoke, fake: FakeFlatfile
+) -> None:
+    """data:validate reads the sheet's records through the API and fails with the seed's message."""
+    event = load_event("worker/data_validate.json")
+    job_id = add_job_for(fake, event)
+    fake.set_records(SHEET_ID, [])
+    invoke(event)
+    assert ("GET /sheets/us_sh_datvali1/records", None) in fake.calls()
+    job = fake.job(job_id)
+    assert (job["status"], job["outcome"]["message"]) == ("failed", NO_RECORDS_MESSAGE)
+
+
+def test_data_validate_completes_when_the_sheet_has_records(invoke: Invoke, fake: FakeFlatfile) -> None:
+    """data:validate completes, counting the records, when the sheet has some."""
+    event = load_event("worker/data_validate.json")
+    job_id = add_job_for(fake, event)
+    fake.set_records(SHEET_ID, RECORDS)
+    assert invoke(event) == {"batchItemFailures": []}
+    assert fake.calls(job_id) == [
+        (f"POST /jobs/{job_id}/ack", ACCEPTED),
+        (f"POST /jobs/{job_id}/ack", {"progress": 1, "info": "Starting validation..."}),
+        (f"POST /jobs/{job_id}/ack", {"progress": 100, "info": "Validated 2 records."}),
+        (f"POST /jobs/{job_id}/complete", {"outcome": {"message": "Validation passed: 2 records checked."}}),
+    ]
+    assert fake.job(job_id)["status"] == "complete"
+
+
+def test_duplicate_delivery_runs_the_job_once(invoke: Invoke, fake: FakeFlatfile, aws: AwsStack) -> None:
+    """The same job delivered twice (DynamoDB idempotency on the job id): one run, both records succeed."""
+    event = load_event("worker/workbook_submit.json")
+    job_id = add_job_for(fake, event)
+    assert invoke(event) == {"batchItemFailures": []}
+    assert invoke(event) == {"batchItemFailures": []}
+    acks = [body for call, body in fake.calls(job_id) if call.endswith("/ack") and body == ACCEPTED]
+    assert len(acks) == 1
+    assert [call for call, _ in fake.calls(job_id)].count(f"POST /jobs/{job_id}/complete") == 1
+    assert fake.job(job_id)["status"] == "complete"
+    [item] = aws.idempotency_items()
+    assert item["status"]["S"] == "COMPLETED"
+
+
+def test_duplicate_is_not_counted_as_a_second_completed_job(
+    invoke: Invoke, fake: FakeFlatfile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A duplicate answered from the idempotency store publishes JobsDuplicate, not a second JobsCompleted."""
+    event = load_event("worker/space_configure.json")
+    add_job_for(fake, event)
+    invoke(event)
+    assert "JobsCompleted" in metric_names(capsys.readouterr().out)
+    invoke(event)
+    second = metric_names(capsys.readouterr().out)
+    assert "JobsDuplicate" in second
+    assert not {"JobsStarted", "JobsCompleted", "JobDuration"} & set(second)
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_failed_ack_reports_the_record_and_releases_the_idempotency_key(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused ack (401, not retried) fails the record for SQS to retry; the retry then runs the job."""
+    event = aws.enqueue(load_event("worker/space_configure.json")["Records"][0])
+    job_id = add_job_for(fake, event)
+    fault = fake.add_fault(Fault(path=f"/jobs/{job_id}/ack", method="POST", status=401, times=1))
+    message_id = event["Records"][0]["messageId"]
+    assert invoke(event) == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert fault.hits == 1
+    assert fake.job(job_id)["status"] == "ready"
+    assert aws.idempotency_items() == []
+    assert "Could not shorten" not in capsys.readouterr().out
+    assert invoke(event) == {"batchItemFailures": []}
+    # The refused ack was followed by a GET (is the job canceled or finished?), then the retry ran it all.
+    assert fake.calls(job_id) == [(f"GET /jobs/{job_id}", None), *expected_space_configure(job_id)]
+    assert fake.job(job_id)["status"] == "complete"
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_failed_ack_is_still_retried_when_the_batch_raises(
+    worker: ModuleType, lambda_context: FakeLambdaContext, fake: FakeFlatfile, aws: AwsStack
+) -> None:
+    """However the failure is reported, the job is neither failed nor completed, and a retry runs it."""
+    event = aws.enqueue(load_event("worker/file_process.json")["Records"][0])
+    job_id = add_job_for(fake, event)
+    fake.add_fault(Fault(path=f"/jobs/{job_id}/ack", method="POST", status=401, times=1))
+    try:
+        response = worker.lambda_handler(event, lambda_context)
+    except Exception:
+        response = None
+    assert response in (None, {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]})
+    assert fake.job(job_id)["status"] == "ready"
+    assert aws.idempotency_items() == []
+    assert worker.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    assert fake.job(job_id)["status"] == "complete"
+
+
+def test_job_outliving_the_deadline_is_failed_as_timed_out(
+    invoke: Invoke,
+    fake: FakeFlatfile,
+    stack_env: StackEnv,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With 11.5 s left and an 11 s margin the job gets 1 s; a slower handler is failed as timed out."""
+    stack_env.set(DEADLINE_MARGIN_SECONDS="11")
+    slow = FlatfileListener()
+
+    async def sleepy(event: Any, tick: Any) -> None:
+        await tick(5, "Working...")
+        await asyncio.sleep(30)
+
+    slow.use(job_handler("space:configure", sleepy))
+    runtime.use_runtime(dataclasses.replace(runtime.get_runtime(), listener=slow))
+    event = load_event("worker/space_configure.json")
+    job_id = add_job_for(fake, event)
+    lambda_context.set_remaining(11.5)
+    assert invoke(event) == {"batchItemFailures": []}
+    message = "Job timed out after 1 s"
+    assert fake.calls(job_id) == [
+        (f"POST /jobs/{job_id}/ack", ACCEPTED),
+        (f"POST /jobs/{job_id}/ack", {"progress": 5, "info": "Working..."}),
+        (f"POST /jobs/{job_id}/fail", _fail_body(message)),
+    ]
+    assert fake.job(job_id)["status"] == "failed"
+    assert "JobsTimedOut" in metric_names(capsys.readouterr().out)
+
+
+def test_metrics_are_published_in_the_stack_namespace(
+    invoke: Invoke, fake: FakeFlatfile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One completed and one failed job publish JobsCompleted and JobsFailed as EMF in FlatfileJobs."""
+    for name in ("file_process.json", "data_validate.json"):
+        event = load_event(f"worker/{name}")
+        add_job_for(fake, event)
+        invoke(event)
+    blobs = emf_blobs(capsys.readouterr().out)
+    assert {directive["Namespace"] for blob in blobs for directive in blob["_aws"]["CloudWatchMetrics"]} == {
+        NAMESPACE
+    }
+    completed = [blob["JobsCompleted"] for blob in blobs if "JobsCompleted" in blob]
+    failed = [blob["JobsFailed"] for blob in blobs if "JobsFailed" in blob]
+    assert (completed, failed) == ([[1.0]], [[1.0]])
+
+
+def test_worker_events_carry_what_the_receiver_enqueues() -> None:
+    """Each worker file's body is the compact event its receiver file carries, with matching attributes."""
+    for name in WORKER_FILES:
+        [record] = load_event(f"worker/{name}")["Records"]
+        receiver_event = json.loads(load_event(f"receiver/{name}")["body"])
+        assert record["body"] == json.dumps(receiver_event, separators=(",", ":"), ensure_ascii=False)
+        attributes = {key: value["stringValue"] for key, value in record["messageAttributes"].items()}
+        assert attributes == {
+            "eventId": receiver_event["id"],
+            "jobId": receiver_event["context"]["jobId"],
+            "job": receiver_event["payload"]["job"],
+        }
+    assert Path(EVENTS / "raw" / "job_ready.json").is_file()
