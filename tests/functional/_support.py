@@ -61,19 +61,31 @@ class AwsStack:
     sqs: Any
     dynamodb: Any
     secretsmanager: Any
-    queue_url: str
-    dlq_url: str
     table_name: str
     webhook_secret_arn: str
     api_key_secret_arn: str
+    queue_url: str = ""
+    dlq_url: str = ""
+    _queues: int = 0
 
     def reset(self, *, webhook_secret: str) -> None:
-        """Empty both queues and the idempotency table; store ``webhook_secret`` again."""
-        for url in (self.queue_url, self.dlq_url):
-            self.receive(url)
+        """New, empty queues (a job queue redriving to its DLQ), an empty idempotency table, the secret."""
+        self._queues += 1
+        suffix = f"{self._queues:04d}"
+        self.dlq_url = self.sqs.create_queue(QueueName=f"flatfile-jobs-DeadLetterQueue-{suffix}")["QueueUrl"]
+        redrive = json.dumps({"deadLetterTargetArn": self.queue_arn(self.dlq_url), "maxReceiveCount": "5"})
+        self.queue_url = self.sqs.create_queue(
+            QueueName=f"flatfile-jobs-JobQueue-{suffix}",
+            Attributes={"VisibilityTimeout": "5400", "RedrivePolicy": redrive},
+        )["QueueUrl"]
         for item in self.idempotency_items():
             self.dynamodb.delete_item(TableName=self.table_name, Key={"id": item["id"]})
         self.set_webhook_secret(webhook_secret)
+
+    def queue_arn(self, queue_url: str) -> str:
+        """The ARN of a queue."""
+        attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        return str(attributes["Attributes"]["QueueArn"])
 
     def receive(self, queue_url: str | None = None, *, delete: bool = True) -> list[dict[str, Any]]:
         """Receive every message on the job queue (or ``queue_url``) with all attributes; delete them too."""
@@ -93,9 +105,7 @@ class AwsStack:
     def lambda_event(self, message: dict[str, Any], queue_url: str | None = None) -> dict[str, Any]:
         """The SQS event Lambda builds from a received message (one record)."""
         url = queue_url or self.queue_url
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        arn = self.queue_arn(url)
         attributes = message.get("Attributes", {})
         record = {
             "messageId": message["MessageId"],

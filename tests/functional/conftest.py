@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import json
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
@@ -129,18 +128,9 @@ def fake(fake_server: FakeFlatfile) -> FakeFlatfile:
 
 @pytest.fixture(scope="module")
 def aws_stack() -> Iterator[AwsStack]:
-    """moto with the stack's resources, built once per module (building boto3 clients is the slow part)."""
+    """moto with the table and secrets, built once per module (building boto3 clients is the slow part)."""
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
-        dlq_url = sqs.create_queue(QueueName="flatfile-jobs-DeadLetterQueue")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})
-        queue_url = sqs.create_queue(
-            QueueName="flatfile-jobs-JobQueue",
-            Attributes={"VisibilityTimeout": "5400", "RedrivePolicy": redrive},
-        )["QueueUrl"]
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         dynamodb.create_table(
             TableName=TABLE_NAME,
@@ -158,8 +148,6 @@ def aws_stack() -> Iterator[AwsStack]:
             sqs=sqs,
             dynamodb=dynamodb,
             secretsmanager=secrets,
-            queue_url=queue_url,
-            dlq_url=dlq_url,
             table_name=TABLE_NAME,
             webhook_secret_arn=webhook_arn,
             api_key_secret_arn=api_key_arn,
@@ -170,7 +158,7 @@ def aws_stack() -> Iterator[AwsStack]:
 def aws(aws_stack: AwsStack) -> AwsStack:
     """moto with the stack's resources: job queue + DLQ, idempotency table, webhook and API key secrets.
 
-    Emptied for each test: no messages, no idempotency records, the webhook secret back to its value.
+    For each test: new empty queues, no idempotency records, the webhook secret back to its value.
     """
     aws_stack.reset(webhook_secret=WEBHOOK_SECRET)
     return aws_stack

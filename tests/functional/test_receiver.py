@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -333,6 +334,34 @@ def test_delivery_with_several_signatures_is_accepted_when_one_matches(post: Pos
     good = delivery["headers"]["webhook-signature"]
     delivery["headers"]["webhook-signature"] = f"v1,{base64.b64encode(b'x' * 32).decode()} {good}"
     assert post(delivery).status == 202
+
+
+def test_secret_stored_as_the_template_generates_it_is_accepted(post: Post, aws: AwsStack) -> None:
+    """The stack stores 32 alphanumerics (no ``whsec_``); a sender using ``whsec_`` + that value is accepted."""
+    generated = "Kq3vX9sLm2Tz8YwR4pN6bJ1cH5dF7gA0"
+    aws.set_webhook_secret(generated)
+    assert post(signed_post(event_body(), f"whsec_{generated}")).status == 202
+    refused(post(signed_post(event_body(), WEBHOOK_SECRET)), 401, "WebhookVerificationError")
+
+
+# Characters SQS accepts in a message body; anything else makes SendMessage fail (InvalidMessageContents).
+SQS_BODY = re.compile("^[\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*$")
+
+
+@pytest.mark.parametrize(
+    "escaped",
+    ["\\ud83d", "\\udc00 tail", "\\uffff", "\\ufffe", "\\u0000", "\\ud83d\\ude00", "caf\\u00e9 \\u4e2d"],
+    ids=["lone-high-surrogate", "lone-low-surrogate", "U+FFFF", "U+FFFE", "NUL", "emoji-pair", "accents-cjk"],
+)
+def test_any_json_string_is_enqueued_as_sqs_accepts_it(post: Post, aws: AwsStack, escaped: str) -> None:
+    """Valid JSON with unusual escapes (a browser's broken emoji…) is accepted and queued intact, never a 5xx."""
+    template = compact(event_body(input={"note": "PLACEHOLDER"}))
+    body = template.replace(b"PLACEHOLDER", escaped.encode())
+    answer = post(signed_post(body))
+    assert answer.status == 202, answer
+    [message] = aws.receive()
+    assert SQS_BODY.match(message["Body"]), ascii(message["Body"])
+    assert json.loads(message["Body"]) == json.loads(body)
 
 
 # -- published test vector (pure verifier, frozen clock) ----------------------------------------------

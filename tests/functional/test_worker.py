@@ -190,6 +190,15 @@ def test_data_validate_completes_when_the_sheet_has_records(invoke: Invoke, fake
     assert fake.job(job_id)["status"] == "complete"
 
 
+def test_record_without_message_attributes_still_runs(invoke: Invoke, fake: FakeFlatfile) -> None:
+    """A message sent by hand (no eventId/jobId attributes) runs its job; the ids come from the body."""
+    event = load_event("worker/file_process.json")
+    event["Records"][0]["messageAttributes"] = {}
+    job_id = add_job_for(fake, event)
+    assert invoke(event) == {"batchItemFailures": []}
+    assert fake.calls(job_id) == expected_file_process(job_id)
+
+
 def test_duplicate_delivery_runs_the_job_once(invoke: Invoke, fake: FakeFlatfile, aws: AwsStack) -> None:
     """The same job delivered twice (DynamoDB idempotency on the job id): one run, both records succeed."""
     event = load_event("worker/workbook_submit.json")
