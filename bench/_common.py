@@ -1,0 +1,150 @@
+"""What every measurement shares: paths, loading a function's app, a Lambda context, signed requests."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+FUNCTIONS = ROOT / "functions"
+# The Standard Webhooks test-vector secret: the bench signs with it like the forwarder would.
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/000000000000/flatfile-jobs-JobQueue"
+# What a function's process gets in AWS (no real credentials: nothing here talks to AWS).
+LAMBDA_ENV = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "POWERTOOLS_SERVICE_NAME": "flatfile-jobs",
+    "POWERTOOLS_METRICS_NAMESPACE": "FlatfileJobs",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "JOB_QUEUE_URL": QUEUE_URL,
+}
+
+_loaded = itertools.count()
+
+
+def load_app(name: str) -> ModuleType:
+    """Import ``functions/<name>/app.py`` by path, as a new module."""
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}_app_{next(_loaded)}", FUNCTIONS / name / "app.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Context:
+    """A stand-in for Lambda's context object."""
+
+    function_name = "flatfile-jobs-bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:flatfile-jobs-bench"
+    aws_request_id = "bench"
+
+    def __init__(self, remaining_seconds: float = 900.0) -> None:
+        self._ends = time.monotonic() + remaining_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._ends - time.monotonic()) * 1000))
+
+
+def http_request(event: Mapping[str, Any], *, secret: str = SECRET) -> dict[str, Any]:
+    """A signed HTTP API (payload v2) request carrying ``event``, as the forwarder would post it."""
+    from flatfile_jobs import webhook
+
+    body = json.dumps(event)
+    headers = webhook.sign(secret, body.encode(), msg_id=str(event["id"]))
+    headers.update({"content-type": "application/json", "user-agent": "flatfile-forwarder"})
+    return {
+        "version": "2.0",
+        "routeKey": "POST /webhook",
+        "rawPath": "/webhook",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "bench",
+            "domainName": "bench.execute-api.us-east-1.amazonaws.com",
+            "http": {"method": "POST", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
+            "requestId": "bench",
+            "routeKey": "POST /webhook",
+            "stage": "$default",
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def quiet_logs() -> None:
+    """Send every log handler's output to /dev/null (the cost of formatting each line is still paid)."""
+    sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values())]
+    for logger in loggers:
+        if isinstance(logger, logging.Logger):
+            for handler in logger.handlers:
+                if isinstance(handler, logging.StreamHandler):
+                    handler.setStream(sink)
+
+
+def median(values: Iterable[float]) -> float:
+    """The median (``nan`` for no values)."""
+    data = list(values)
+    return statistics.median(data) if data else float("nan")
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """The environment for a child Python: this one, plus Lambda-like settings and ``extra``."""
+    env = {**os.environ, **LAMBDA_ENV, **extra}
+    env.pop("PYTHONPROFILEIMPORTTIME", None)
+    return env
+
+
+def run_python(code: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 120) -> str:
+    """Run ``code`` in a fresh interpreter (this venv's) from the repository root; return its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=dict(env or python_env()),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"child python failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    item: str
+    ours: str
+    theirs: str = ""
+    ratio: str = ""
+    goal: str = ""
+    met: bool | None = None
+
+    def cells(self) -> list[str]:
+        verdict = "" if self.met is None else ("yes" if self.met else "**no**")
+        return [self.item, self.ours, self.theirs, self.ratio, self.goal, verdict]
