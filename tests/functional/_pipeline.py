@@ -440,3 +440,47 @@ def child_worker(config_json: str) -> None:
     )
     worker = load_app("worker")
     worker.lambda_handler({"Records": [config["record"]]}, Context(float(config["remaining"])))
+
+
+# -- the receiver alone (fuzzing, signatures) ----------------------------------------------------------
+
+
+@dataclass
+class ReceiverUnderTest:
+    """A receiver app wired to its own MemoryJobQueue; ``call`` never lets a response go unchecked."""
+
+    app: ModuleType
+    queue: MemoryJobQueue
+
+    def call(self, request: Mapping[str, Any]) -> tuple[int, Any]:
+        """Run the receiver; return ``(status, parsed JSON body)`` after checking the answer is JSON."""
+        response = self.app.lambda_handler(dict(request), Context(30.0))
+        headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+        assert headers.get("content-type", "").startswith("application/json"), response
+        return int(response["statusCode"]), json.loads(response["body"])
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Take every enqueued message off the queue (their bodies parsed)."""
+        taken = []
+        while (record := self.queue.receive(timeout=0)) is not None:
+            self.queue.delete(record["receiptHandle"])
+            taken.append(json.loads(record["body"]))
+        return taken
+
+
+def receiver_under_test(
+    listener: FlatfileListener, *, secrets: str = SECRET, **settings: Any
+) -> ReceiverUnderTest:
+    """Install a runtime with ``listener`` and ``secrets`` (and ``Settings(**settings)``); load a receiver app."""
+    queue = MemoryJobQueue()
+    use_runtime(
+        Runtime(
+            settings=Settings(**settings),
+            queue=queue,
+            webhook_secrets=lambda: secrets,
+            api_token=lambda: API_TOKEN,
+            persistence=MemoryPersistenceLayer(),
+            listener=listener,
+        )
+    )
+    return ReceiverUnderTest(load_app("receiver"), queue)
