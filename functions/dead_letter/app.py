@@ -15,7 +15,8 @@ from flatfile_stack import dead_letter
 
 logger = Logger()
 metrics = Metrics(namespace="FlatfileJobs")
-processor = BatchProcessor(event_type=EventType.SQS)
+# A failed record is reported in batchItemFailures (not raised), also when it is the whole batch.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord) -> bool:

@@ -47,7 +47,8 @@ def refused(error: webhook.DeliveryError) -> Response[Any]:
     return _json(status, {"error": type(error).__name__, "message": str(error)})
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event=False: the request carries _accessToken and signatures; POWERTOOLS_LOGGER_LOG_EVENT must not log it.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Route the HTTP API (payload v2) request."""
     return app.resolve(event, context)

@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ TOLERANCE_SECONDS = 300
 # SQS takes 256 KiB per message; a job:ready event is a few KiB.
 MAX_BODY_BYTES = 256 * 1024
 _PREFIX = "whsec_"
+# Characters an SQS message body may not hold: lone surrogates (not even UTF-8) and U+FFFE/U+FFFF.
+# In compact JSON they can only sit inside strings, where a \uXXXX escape means the same.
+_QUEUE_UNSAFE = re.compile("[\ud800-\udfff\ufffe\uffff]")
 _MAX_SIGNATURES = 16
 
 
@@ -256,6 +260,11 @@ def _parse(body: bytes) -> Any:  # noqa: ANN401 - any JSON value
         raise MalformedJSONError("the body is not valid UTF-8 JSON") from exc
 
 
+def _queue_safe(text: str) -> str:
+    """``text`` with the characters SQS refuses written as JSON escapes (same JSON value)."""
+    return _QUEUE_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def receive(
     body: bytes,
     headers: Mapping[str, str],
@@ -292,5 +301,5 @@ def receive(
         raise ForbiddenEnvironmentError("events from this Flatfile environment are not accepted")
     if not listener.matches(event):
         return None
-    compact = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    compact = _queue_safe(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
     return Delivery(event=event, body=compact, delivery_id=delivery_id or view.id)

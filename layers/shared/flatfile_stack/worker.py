@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from aws_lambda_powertools import Metrics
     from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 __all__ = ["IDEMPOTENCY_CONFIG", "process_record", "retry_soon_on_failure"]
 
@@ -28,8 +29,16 @@ __all__ = ["IDEMPOTENCY_CONFIG", "process_record", "retry_soon_on_failure"]
 RETRY_BASE_SECONDS = 30
 RETRY_CAP_SECONDS = 900
 
+
+def _answered_from_store(response: Any, idempotent_data: DataRecord) -> Any:  # noqa: ANN401 - stored JSON
+    """Mark a result replayed from the idempotency store, so it is not counted as a second run."""
+    return {**response, "duplicate": True} if isinstance(response, dict) else response
+
+
 # A finished job's record is kept a day: a later duplicate is answered from it without running anything.
-IDEMPOTENCY_CONFIG = IdempotencyConfig(event_key_jmespath="job_id", expires_after_seconds=24 * 3600)
+IDEMPOTENCY_CONFIG = IdempotencyConfig(
+    event_key_jmespath="job_id", expires_after_seconds=24 * 3600, response_hook=_answered_from_store
+)
 _METRIC_BY_STATUS = {
     "completed": "JobsCompleted",
     "failed": "JobsFailed",
@@ -95,6 +104,7 @@ def _record_metrics(metrics: Metrics, outcome: dict[str, Any]) -> None:
 
     if outcome.get("duplicate"):
         metrics.add_metric(name="JobsDuplicate", unit=MetricUnit.Count, value=1)
+        return
     for result in outcome["results"]:
         metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=_METRIC_BY_STATUS[result["status"]], unit=MetricUnit.Count, value=1)
