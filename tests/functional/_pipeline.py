@@ -14,6 +14,7 @@ import importlib.util
 import itertools
 import json
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -367,25 +368,35 @@ class LogTap(logging.Handler):
 
 @contextlib.contextmanager
 def tap_all_logs() -> Iterator[LogTap]:
-    """Attach a :class:`LogTap` to the root logger and to every logger that does not propagate, at DEBUG."""
+    """Capture every log record of the process, at DEBUG, while the ``with`` lasts.
+
+    Every logger is set to DEBUG; a :class:`LogTap` is attached to the root logger and to every logger that
+    does not propagate (Powertools' service loggers); stream handlers write to the current ``sys.stdout``
+    (Powertools binds the one of the moment a Logger is first built, which pytest may have swapped since),
+    so ``capfd`` sees the JSON lines too. Everything is put back afterwards.
+    """
     tap = LogTap()
-    touched: list[tuple[logging.Logger, int]] = []
-
-    def attach(logger: logging.Logger) -> None:
-        touched.append((logger, logger.level))
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    levels = [(logger, logger.level) for logger in loggers]
+    streams: list[tuple[logging.StreamHandler[Any], Any]] = []
+    for logger in loggers:
         logger.setLevel(logging.DEBUG)
-        logger.addHandler(tap)
-
-    attach(logging.getLogger())
-    for logger in list(logging.Logger.manager.loggerDict.values()):
-        if isinstance(logger, logging.Logger) and not logger.propagate:
-            attach(logger)
+        if logger is logging.getLogger() or not logger.propagate:
+            logger.addHandler(tap)
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                streams.append((handler, handler.stream))
+                handler.setStream(sys.stdout)
     try:
         yield tap
     finally:
-        for logger, level in touched:
+        for logger, level in levels:
             logger.removeHandler(tap)
             logger.setLevel(level)
+        for handler, stream in streams:
+            handler.setStream(stream)
 
 
 # -- a worker process killed mid-job (see test_chaos) ----------------------------------------------------
