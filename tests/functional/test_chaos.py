@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from flatfile_jobs import FlatfileListener, job_handler
-from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs.testing import FakeFlatfile, Fault
 
 from ._pipeline import (
     API_TOKEN,
@@ -309,3 +309,32 @@ def test_worker_killed_mid_job_is_redelivered_and_the_job_ends(
     assert job["outcome"] == {"message": "Job complete"}
     running = [body for _, body in fake.calls(job_id) if body == {"progress": 50, "info": "Running"}]
     assert len(running) == 2  # the killed run and the one that finished
+
+
+@pytest.mark.parametrize(
+    ("verdict_job", "endpoint", "final"), [("complete", "complete", "complete"), ("fail", "fail", "failed")]
+)
+def test_a_lost_answer_to_complete_or_fail_is_not_a_failure(
+    fake: FakeFlatfile, stack: None, verdict_job: str, endpoint: str, final: str
+) -> None:
+    """complete/fail took effect but its answer was lost: the retry's "already …" means done, not a failed record.
+
+    Today the retried call gets 400 "Job is already complete" and the lifecycle then tries to *fail* a completed
+    job, logs a FATAL line and raises: SQS redelivers the record and JobsCompleted is never counted.
+    """
+    invocations = Invocations()
+    pipe = make_pipeline(fake, chaos_listener(fake.url, invocations))
+    event = next(
+        e
+        for e in (fake.create_job_event("chaos:sync") for _ in range(50))
+        if (decision(e["context"]["jobId"]) == "fail") is (verdict_job == "fail")
+    )
+    job_id = event["context"]["jobId"]
+    fake.add_fault(Fault(path=f"/jobs/{job_id}/{endpoint}", status=None, reset=True, after=True, times=1))
+    assert pipe.deliver_event(event)["statusCode"] == 202
+    record = pipe.queue.receive(timeout=1)
+    assert record is not None
+    result = pipe.run_record(record)
+    assert result == {"batchItemFailures": []}
+    assert fake.job(job_id)["status"] == final
+    assert invocations.count(job_id) == 1
