@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         options = LocalOptions(
             workers=max(1, args.workers),
             log_stream=sys.stderr if args.verbose else log,
+            # The file gets everything (each accepted delivery and API call); the terminal the INFO lines.
+            log_level="INFO" if args.verbose else "DEBUG",
             compact_logs=args.verbose,
         )
         with scoped_env({PACE_ENV: str(max(0.0, args.pace))}), LocalStack(options, root=root) as stack:

@@ -55,7 +55,7 @@ def _options(args: argparse.Namespace) -> LocalOptions:
         serve_http=False,
         environment_id=args.environment_id,
         log_stream=sys.stderr,
-        log_level=os.environ.get("POWERTOOLS_LOG_LEVEL") or "INFO",
+        log_level=os.environ.get("POWERTOOLS_LOG_LEVEL") or "DEBUG",
         compact_logs=False,
     )
 

@@ -35,7 +35,7 @@ def webhook_delivery() -> Response[Any]:
     event = app.current_event
     body = receiver.raw_body(event.get("body"), is_base64_encoded=bool(event.get("isBase64Encoded")))
     status, answer = receiver.accept(body, event.headers)
-    logger.info("Delivery answered", extra={**answer, "http_status": status})
+    logger.debug("Delivery answered", extra={**answer, "http_status": status})
     return _json(status, answer)
 
 
@@ -48,7 +48,7 @@ def refused(error: webhook.DeliveryError) -> Response[Any]:
 
 
 # log_event=False: the request carries _accessToken and signatures; POWERTOOLS_LOGGER_LOG_EVENT must not log it.
-@logger.inject_lambda_context(clear_state=True, log_event=False)
+@logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Route the HTTP API (payload v2) request."""
     return app.resolve(event, context)

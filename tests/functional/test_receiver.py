@@ -155,9 +155,10 @@ def test_json_content_type_with_parameters_or_any_case_is_accepted(
 
 
 def test_forwarder_shape_is_unwrapped_and_its_access_token_dropped(
-    post: Post, aws: AwsStack, capsys: pytest.CaptureFixture[str]
+    post: Post, aws: AwsStack, receiver: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The forwarder plugin's body (``src``) is accepted; ``_accessToken`` reaches neither queue nor logs."""
+    receiver.logger.setLevel("DEBUG")  # the accepted-delivery line is DEBUG (kept off the hot path)
     event = event_body("workbook:submit")
     answer = post(signed_post(forwarded_event(event, access_token=ACCESS_TOKEN)))
     assert answer.status == 202

@@ -575,3 +575,12 @@ def test_samconfig_deploys_this_template_with_its_defaults(template: Template) -
     params = template["Parameters"]
     assert set(overrides) == set(params)
     assert overrides == {name: str(param["Default"]) for name, param in params.items()}
+
+
+def test_http_api_writes_json_access_logs(resources: dict[str, Any]) -> None:
+    """Every request leaves an access-log line (the receiver logs accepted deliveries only at DEBUG)."""
+    settings = resources["HttpApi"]["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == get_att("HttpApiAccessLogGroup", "Arn")
+    line = json.loads(settings["Format"])
+    assert {"requestId", "status", "integrationLatency", "integrationError"} <= set(line)
+    assert resources["HttpApiAccessLogGroup"]["Properties"]["RetentionInDays"] > 0

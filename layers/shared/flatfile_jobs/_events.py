@@ -92,13 +92,15 @@ class FlatfileEvent:
 
 
 def raw_event(delivered: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the raw event from a delivery, without ``_accessToken``.
+    """Return the raw event from a delivery, without ``_accessToken`` (the same dict when it has none).
 
     Accepts the raw Flatfile event and the shape @flatfile/plugin-webhook-event-forwarder posts (the raw
     event under ``src``, copies at top level, and the agent's token as ``_accessToken``).
     """
     source = delivered.get("src")
     event = source if isinstance(source, Mapping) else delivered
+    if ACCESS_TOKEN_KEY not in event and isinstance(event, dict):
+        return event
     return {key: value for key, value in event.items() if key != ACCESS_TOKEN_KEY}
 
 

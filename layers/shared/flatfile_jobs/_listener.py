@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar, overload
 
 from ._config import ApiSettings, debug_from_env
 from ._errors import DispatchError
 from ._events import FlatfileEvent
 from ._log import get_logger
-from ._matching import matches_filter, matches_topic
+from ._matching import flatten, matches_flat, matches_topic
 
 __all__ = ["Callback", "FlatfileListener", "Plugin", "configure", "job_handler"]
 
@@ -62,12 +62,11 @@ class _Subscription:
     query: str | tuple[str, ...]
     filter: Mapping[str, Any] | None
     callback: Callback
+    flat_filter: Mapping[str, Any] | None = field(init=False, repr=False, compare=False)
 
-    def matches(self, event: Mapping[str, Any]) -> bool:
-        topic = str(event.get("topic") or "")
-        return matches_topic(self.query, topic) and (
-            self.filter is None or matches_filter(self.filter, event)
-        )
+    def __post_init__(self) -> None:
+        # Flattened once here, so routing an event flattens only the event (once for all subscriptions).
+        object.__setattr__(self, "flat_filter", None if self.filter is None else flatten(self.filter))
 
 
 class FlatfileListener:
@@ -124,9 +123,22 @@ class FlatfileListener:
 
         return register
 
+    def _selected(self, event: Mapping[str, Any]) -> Iterator[_Subscription]:
+        """The subscriptions ``event`` matches, in registration order."""
+        topic = str(event.get("topic") or "")
+        paths: dict[str, Any] | None = None
+        for sub in self._subscriptions:
+            if not matches_topic(sub.query, topic):
+                continue
+            if sub.flat_filter is not None:
+                paths = flatten(event) if paths is None else paths
+                if not matches_flat(sub.flat_filter, paths):
+                    continue
+            yield sub
+
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether any callback would run for ``event``."""
-        return any(sub.matches(event) for sub in self._subscriptions)
+        return next(self._selected(event), None) is not None
 
     def dispatch(self, event: Mapping[str, Any], *, timeout: float | None = None) -> list[Any]:
         """Run every matching callback in registration order; see :meth:`adispatch`."""
@@ -147,7 +159,7 @@ class FlatfileListener:
         results: list[Any] = []
         errors: list[BaseException] = []
         try:
-            for sub in [s for s in self._subscriptions if s.matches(event)]:
+            for sub in list(self._selected(event)):
                 try:
                     value = sub.callback(view)
                     results.append(await value if isinstance(value, Awaitable) else value)

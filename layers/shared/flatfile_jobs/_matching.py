@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["flatten", "matches_filter", "matches_topic", "segment_glob"]
+__all__ = ["flatten", "matches_filter", "matches_flat", "matches_topic", "segment_glob"]
 
 
 @lru_cache(maxsize=1024)
@@ -44,12 +44,16 @@ def matches_topic(query: str | Sequence[str], topic: str) -> bool:
     return any(segment_glob(q, topic, ":") for q in queries)
 
 
+_LEAVES = (str, int, float, list, tuple, type(None))
+
+
 def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested mappings to dot-paths; lists and scalars are kept whole as leaves."""
     flat: dict[str, Any] = {}
     for key, value in obj.items():
         path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        # The concrete JSON leaf types first: an ABC check on every leaf is most of the cost.
+        if not isinstance(value, _LEAVES) and isinstance(value, Mapping) and value:
             flat.update(flatten(value, path + "."))
         else:
             flat[path] = value
@@ -111,8 +115,12 @@ def _key_paths(key: str, paths: Mapping[str, Any]) -> list[str]:
 
 def matches_filter(filter_: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
     """Whether ``event`` satisfies every key of ``filter_`` (see the module docstring for the rules)."""
-    event_paths = flatten(event)
-    for key, expected in flatten(filter_).items():
+    return matches_flat(flatten(filter_), flatten(event))
+
+
+def matches_flat(flat_filter: Mapping[str, Any], event_paths: Mapping[str, Any]) -> bool:
+    """:func:`matches_filter` on already flattened filter and event (flatten each once, match many)."""
+    for key, expected in flat_filter.items():
         selected = _key_paths(key, event_paths)
         values = [event_paths[path] for path in selected] or [None]
         if not any(_value_matches(expected, value) for value in values):

@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
@@ -65,6 +66,7 @@ _QUEUE_UNSAFE = re.compile("[\ud800-\udfff\ufffe\uffff]")
 _MAX_SIGNATURES = 16
 
 
+@lru_cache(maxsize=16)
 def _key(secret: str) -> bytes:
     """Decode a ``whsec_`` secret into its key bytes."""
     encoded = secret.removeprefix(_PREFIX)
@@ -210,7 +212,7 @@ class Delivery:
 
     Attributes:
         event: The raw event, without ``_accessToken``.
-        body: ``event`` as compact JSON: what goes on the queue.
+        body: ``event`` as JSON text: what goes on the queue (the sender's text when it was a raw event).
         delivery_id: The ``webhook-id`` (the sender's dedupe key), else the event id.
     """
 
@@ -253,9 +255,11 @@ def _authenticate(
     return None
 
 
-def _parse(body: bytes) -> Any:  # noqa: ANN401 - any JSON value
+def _parse(body: bytes) -> tuple[str, Any]:
+    """The body as text and as JSON."""
     try:
-        return json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
+        return text, json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedJSONError("the body is not valid UTF-8 JSON") from exc
 
@@ -292,7 +296,7 @@ def receive(
         raise PayloadTooLargeError(f"the body is over {policy.max_body_bytes} bytes")
     _check_content_type(headers)
     delivery_id = _authenticate(body, headers, policy, now)
-    parsed = _parse(body)
+    text, parsed = _parse(body)
     if not isinstance(parsed, Mapping):
         raise InvalidEventError("the body must be a JSON object")
     event = raw_event(parsed)
@@ -301,5 +305,7 @@ def receive(
         raise ForbiddenEnvironmentError("events from this Flatfile environment are not accepted")
     if not listener.matches(event):
         return None
-    compact = _queue_safe(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
-    return Delivery(event=event, body=compact, delivery_id=delivery_id or view.id)
+    # The raw event as sent is queued as is (no re-serializing); a forwarded or token-carrying one is rewritten.
+    if event is not parsed:
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    return Delivery(event=event, body=_queue_safe(text), delivery_id=delivery_id or view.id)
