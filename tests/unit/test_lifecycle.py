@@ -839,3 +839,27 @@ def test_the_token_never_appears_in_logs(
         for record in lib_log.records:
             assert secret not in str(record.__dict__)
             assert secret not in record.getMessage()
+
+
+# -- lost answers ---------------------------------------------------------------------------------------------
+
+
+def test_a_lost_complete_answer_still_ends_completed(
+    fake: FakeFlatfile, listen: Listen, script: Script
+) -> None:
+    """complete lands but its answer is lost; the retry is refused ("already complete") → completed, no fail."""
+    event, job_id = new_job(fake)
+    fake.add_fault(Fault(path=f"/jobs/{job_id}/complete", reset=True, after=True, times=1))
+    result = one_result(listen(script(), retry_budget=5), event)
+    assert result.status == "completed"
+    assert fake.job(job_id)["status"] == "complete"
+    assert not any(path.endswith("/fail") for path, _ in fake.calls(job_id, include_faults=True))
+
+
+def test_a_lost_fail_answer_still_ends_failed(fake: FakeFlatfile, listen: Listen, script: Script) -> None:
+    """fail lands but its answer is lost; the retry is refused ("already failed") → failed, nothing raised."""
+    event, job_id = new_job(fake)
+    fake.add_fault(Fault(path=f"/jobs/{job_id}/fail", reset=True, after=True, times=1))
+    result = one_result(listen(script(("raise", RuntimeError("broke"))), retry_budget=5), event)
+    assert (result.status, result.message) == ("failed", "broke")
+    assert fake.job(job_id)["status"] == "failed"

@@ -32,7 +32,7 @@ from ._events import FlatfileEvent
 from ._log import PLUGIN_PREFIX, get_logger, log_context
 from ._outcomes import complete_body
 from ._results import JobResult, JobStatus
-from ._ticks import Ticker, is_canceled, refused
+from ._ticks import Ticker, current_status, refused
 
 if TYPE_CHECKING:
     from ._api import FlatfileClient
@@ -43,6 +43,7 @@ ACK_BODY: Mapping[str, Any] = {"info": "Accepted", "progress": 0}
 # Seconds the fail call may take once the deadline has passed (the worker's margin must cover it).
 AFTER_DEADLINE_BUDGET = 5.0
 _TERMINAL = frozenset({"complete", "failed"})
+_SETTLED: Mapping[str, JobStatus] = {"canceled": "canceled", "complete": "completed", "failed": "failed"}
 
 Tick: TypeAlias = Callable[..., Any]
 Handler: TypeAlias = Callable[[FlatfileEvent, Any], Any]
@@ -191,11 +192,23 @@ class _JobRun:
         try:
             await self.client.fail_job(self.job_id, fail_body(message), budget=budget)
         except FlatfileAPIError as exc:
-            if refused(exc) and await is_canceled(self.client, self.job_id):
-                return self.result("canceled")
+            settled = await self.settled_after(exc)
+            if settled is not None:
+                return self.result(settled, message if settled != "canceled" else None)
             self.log.error("Could not mark the job failed", error=str(exc), status=exc.status)
             raise
         return self.result(status, message)
+
+    async def settled_after(self, exc: FlatfileAPIError) -> JobStatus | None:
+        """How the job ended, when the API refused a finishing call because it already had.
+
+        A retried complete/fail whose first answer was lost is refused ("already complete"); the job is then
+        finished as intended, not broken. ``None`` when the refusal is not explained by the job's status.
+        """
+        if not refused(exc):
+            return None
+        status = await current_status(self.client, self.job_id)
+        return _SETTLED.get(status or "")
 
     async def complete(self, value: object) -> JobResult:
         """Check the handler's return value, flush ticks, complete the job (or fail it with the reason)."""
@@ -211,8 +224,9 @@ class _JobRun:
         try:
             job = await self.client.complete_job(self.job_id, body)
         except FlatfileAPIError as exc:
-            if refused(exc) and await is_canceled(self.client, self.job_id):
-                return self.result("canceled")
+            settled = await self.settled_after(exc)
+            if settled in ("canceled", "completed"):
+                return self.result(settled)
             return await self.fail(_message(exc), "failed")
         # An API that answers a canceled job with the job rather than an error: it stays canceled.
         return self.result("canceled" if job.get("status") == "canceled" else "completed")

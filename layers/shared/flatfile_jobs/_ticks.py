@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ._api import FlatfileClient
     from ._lifecycle import JobLog
 
-__all__ = ["Ticker", "is_canceled", "tick_body"]
+__all__ = ["Ticker", "current_status", "is_canceled", "tick_body"]
 
 
 def tick_body(progress: object, info: object = None) -> dict[str, Any]:
@@ -39,13 +39,19 @@ def tick_body(progress: object, info: object = None) -> dict[str, Any]:
     return {"progress": value} if info is None else {"progress": value, "info": info}
 
 
-async def is_canceled(client: FlatfileClient, job_id: str) -> bool:
-    """Whether the job is canceled in Flatfile (asked after the API refused a call)."""
+async def current_status(client: FlatfileClient, job_id: str) -> str | None:
+    """The job's status in Flatfile (asked after the API refused a call), ``None`` when it can't be read."""
     try:
         job = await client.get_job(job_id)
     except FlatfileAPIError:
-        return False
-    return job.get("status") == "canceled"
+        return None
+    status = job.get("status")
+    return status if isinstance(status, str) else None
+
+
+async def is_canceled(client: FlatfileClient, job_id: str) -> bool:
+    """Whether the job is canceled in Flatfile (asked after the API refused a call)."""
+    return await current_status(client, job_id) == "canceled"
 
 
 def refused(exc: FlatfileAPIError) -> bool:
