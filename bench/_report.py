@@ -209,7 +209,8 @@ def _details(
         f"3. {ROUNDS} rounds × {JOBS_PER_ROUND} no-op jobs per side, alternating; the first {WARM_SKIP} jobs of each "
         "round are left out (connection set-up); Python: `listener.dispatch(event)` (its loop and HTTP client "
         "reused, default retries on); JS: `await listener.dispatchEvent(event)` in one node process. "
-        "First job of a round, median: "
+        "First job of a round (Python imports its HTTP client on first use, node loads everything before the "
+        "first job), median: "
         f"Python sync {_first(lifecycle.python_sync)}, "
         f"async {_first(lifecycle.python_async)}, JS {_first(js) if js else 'n/a'}.",
         "4. One job whose handler calls `tick(i // 100)` 10,000 times in a tight loop (default `tick_interval` "
