@@ -320,11 +320,7 @@ def test_worker_killed_mid_job_is_redelivered_and_the_job_ends(
 def test_a_lost_answer_to_complete_or_fail_is_not_a_failure(
     fake: FakeFlatfile, stack: None, verdict_job: str, endpoint: str, final: str
 ) -> None:
-    """complete/fail took effect but its answer was lost: the retry's "already …" means done, not a failed record.
-
-    Today the retried call gets 400 "Job is already complete" and the lifecycle then tries to *fail* a completed
-    job, logs a FATAL line and raises: SQS redelivers the record and JobsCompleted is never counted.
-    """
+    """complete/fail took effect but its answer was lost: the retry's "already …" means done, not a failed record."""
     invocations = Invocations()
     pipe = make_pipeline(fake, chaos_listener(fake.url, invocations))
     event = next(
