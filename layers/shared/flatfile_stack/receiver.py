@@ -23,7 +23,10 @@ def raw_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise MalformedJSONError("the body is flagged base64 but is not") from None
-    return body.encode("utf-8", errors="surrogateescape")
+    try:
+        return body.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no byte maps to: keep it, the JSON check refuses it (4xx)
+        return body.encode("utf-8", errors="surrogatepass")
 
 
 def accept(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
