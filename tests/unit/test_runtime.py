@@ -75,3 +75,28 @@ def test_configure_overrides_the_environment_and_reset_forgets(monkeypatch: pyte
         assert configured_settings().token == "sk_from_env"
     finally:
         flatfile_jobs.configure(reset=True)
+
+
+def test_sync_handlers_share_one_thread_until_one_times_out(
+    fake: FakeFlatfile, listen: Callable[..., FlatfileListener]
+) -> None:
+    """Warm jobs reuse the handler thread; one that outlives its deadline is retired and the next gets a new one."""
+    import time
+
+    threads: list[threading.Thread] = []  # the objects, not idents: an ended thread's ident is reused
+
+    def handler(event: FlatfileEvent, tick: Callable[..., Any]) -> None:
+        threads.append(threading.current_thread())
+        if event.payload.get("input", {}).get("slow"):
+            for _ in range(200):
+                time.sleep(0.01)
+
+    listener = listen(handler)
+    listener.dispatch(fake.create_job_event())
+    listener.dispatch(fake.create_job_event())
+    (timed_out,) = listener.dispatch(fake.create_job_event(input={"slow": True}), timeout=0.2)
+    listener.dispatch(fake.create_job_event())
+    assert timed_out.status == "timed_out"
+    assert threads[0] is threads[1] is threads[2]
+    assert threads[3] is not threads[2]
+    assert threading.current_thread() not in threads

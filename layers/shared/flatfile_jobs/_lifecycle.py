@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import ctypes
 import inspect
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from ._errors import (
     JobTimeoutError,
 )
 from ._events import FlatfileEvent
+from ._handler_thread import retire_handler_thread, run_on_handler_thread
 from ._log import PLUGIN_PREFIX, get_logger, log_context
 from ._outcomes import complete_body
 from ._results import JobResult, JobStatus
@@ -86,20 +85,17 @@ class _TimedOut:
 async def _await_handler(
     handler: Handler, event: FlatfileEvent, ticker: Ticker, timeout: float | None
 ) -> tuple[object, BaseException | None] | _TimedOut:
-    """Run the handler (sync ones on a thread of their own) until it ends or ``timeout`` passes."""
+    """Run the handler (sync ones on the handler thread) until it ends or ``timeout`` passes."""
     loop = asyncio.get_running_loop()
     started = time.monotonic()
-    thread: threading.Thread | None = None
-    if inspect.iscoroutinefunction(handler):
-        future: asyncio.Future[object] = asyncio.ensure_future(handler(event, ticker.atick))
-    else:
-        future = loop.create_future()
+    on_thread = not inspect.iscoroutinefunction(handler)
+    if on_thread:
+        future: asyncio.Future[object] = loop.create_future()
         # Like asyncio.to_thread: the handler's thread (and the ticks it sends) see the caller's contextvars.
         context = contextvars.copy_context()
-        thread = threading.Thread(
-            target=context.run, args=(_call_in_thread, handler, event, ticker, future, loop), daemon=True
-        )
-        thread.start()
+        run_on_handler_thread(lambda: context.run(_call_in_thread, handler, event, ticker, future, loop))
+    else:
+        future = asyncio.ensure_future(handler(event, ticker.atick))
     done, _ = await asyncio.wait({future}, timeout=timeout)
     if done:
         exc = future.exception()
@@ -107,11 +103,8 @@ async def _await_handler(
     elapsed = time.monotonic() - started
     ticker.close(JobTimeoutError(event.job_id or "", elapsed))
     future.cancel()
-    if thread is not None and thread.ident is not None:
-        # Best effort: raise inside the handler's thread at its next bytecode (C calls finish first).
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread.ident), ctypes.py_object(JobTimeoutError)
-        )
+    if on_thread:
+        retire_handler_thread(interrupt=True)
     else:
         await asyncio.wait({future}, timeout=1.0)
     return _TimedOut(elapsed)

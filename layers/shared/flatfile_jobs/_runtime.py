@@ -39,11 +39,14 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def shutdown() -> None:
-    """Close the calling thread's event loop and its Flatfile API clients.
+    """Close the calling thread's event loop, its Flatfile API clients and its handler thread.
 
     For threads that ran jobs and are about to end (a local worker pool, tests). Lambda never needs it:
     its one thread keeps the loop and client for the next warm invocation.
     """
+    from ._handler_thread import retire_handler_thread
+
+    retire_handler_thread()
     runner = _state.runner
     if runner is None:
         return
