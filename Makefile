@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements-dev.txt layers/shared/requirements.txt
 demo: $(STAMP)
 	$(BIN)/flatfile-jobs demo
 
-test: lint typecheck pytest node-test build
+test: lint typecheck build node-test pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
