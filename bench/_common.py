@@ -1,21 +1,22 @@
-"""What every measurement shares: paths, loading a function's app, a Lambda context, signed requests."""
+"""What every measurement shares: paths, loading a function's app, signed requests, child interpreters."""
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import json
 import logging
 import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from flatfile_jobs import webhook
+from flatfile_jobs_cli._events import FunctionName, http_api_event
+from flatfile_jobs_cli._lambda import load_function
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -35,63 +36,18 @@ LAMBDA_ENV = {
     "JOB_QUEUE_URL": QUEUE_URL,
 }
 
-_loaded = itertools.count()
 
-
-def load_app(name: str) -> ModuleType:
+def load_app(name: FunctionName) -> ModuleType:
     """Import ``functions/<name>/app.py`` by path, as a new module."""
-    spec = importlib.util.spec_from_file_location(
-        f"bench_{name}_app_{next(_loaded)}", FUNCTIONS / name / "app.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class Context:
-    """A stand-in for Lambda's context object."""
-
-    function_name = "flatfile-jobs-bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:flatfile-jobs-bench"
-    aws_request_id = "bench"
-
-    def __init__(self, remaining_seconds: float = 900.0) -> None:
-        self._ends = time.monotonic() + remaining_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._ends - time.monotonic()) * 1000))
+    return load_function(ROOT, name)
 
 
 def http_request(event: Mapping[str, Any], *, secret: str = SECRET) -> dict[str, Any]:
     """A signed HTTP API (payload v2) request carrying ``event``, as the forwarder would post it."""
-    from flatfile_jobs import webhook
-
-    body = json.dumps(event)
-    headers = webhook.sign(secret, body.encode(), msg_id=str(event["id"]))
+    body = json.dumps(event).encode()
+    headers = webhook.sign(secret, body, msg_id=str(event["id"]))
     headers.update({"content-type": "application/json", "user-agent": "flatfile-forwarder"})
-    return {
-        "version": "2.0",
-        "routeKey": "POST /webhook",
-        "rawPath": "/webhook",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "bench",
-            "domainName": "bench.execute-api.us-east-1.amazonaws.com",
-            "http": {"method": "POST", "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
-            "requestId": "bench",
-            "routeKey": "POST /webhook",
-            "stage": "$default",
-            "timeEpoch": int(time.time() * 1000),
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
+    return http_api_event("POST", "/webhook", headers, body)
 
 
 def quiet_logs() -> None:

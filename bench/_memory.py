@@ -17,7 +17,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ._common import ROOT, Context, python_env, run_python
+from flatfile_jobs_cli._lambda import LocalContext
+
+from ._common import ROOT, python_env, run_python
 
 CHECKPOINTS = (100, 1000)
 TABLE = "flatfile-jobs-bench-idempotency"
@@ -112,7 +114,7 @@ def child(config_path: str) -> None:
     gc.collect()
     rss = {"baseline": rss_mib()}
     for done, event in enumerate(config["events"], start=1):
-        result = worker.lambda_handler({"Records": [_record(event)]}, Context())
+        result = worker.lambda_handler({"Records": [_record(event)]}, LocalContext("WorkerFunction", 900.0))
         if result["batchItemFailures"]:
             raise RuntimeError(f"job {event['context']['jobId']} failed: {result}")
         if done in CHECKPOINTS:

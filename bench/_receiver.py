@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from ._common import SECRET, Context, http_request, load_app, median, quiet_logs
+from flatfile_jobs_cli._lambda import LocalContext
+
+from ._common import SECRET, http_request, load_app, median, quiet_logs
 
 WARMUP = 500
 REQUESTS = 5000
@@ -53,7 +55,7 @@ def measure() -> ReceiverResult:
         app = load_app("receiver")
         quiet_logs()
         request = http_request(job_ready_event("space:configure", workbook_id="us_wb_1"))
-        context = Context()
+        context = LocalContext("ReceiverFunction", 900.0)
         handler = app.lambda_handler
         for _ in range(WARMUP):
             handler(request, context)
@@ -76,7 +78,7 @@ def measure() -> ReceiverResult:
         use_runtime(None)
 
 
-def _components(app: ModuleType, request: dict[str, Any], context: Context) -> list[tuple[str, float]]:
+def _components(app: ModuleType, request: dict[str, Any], context: LocalContext) -> list[tuple[str, float]]:
     """Median µs per call of the parts of a request, each timed on its own (no profiler)."""
     from flatfile_jobs import webhook
     from flatfile_stack import receiver
@@ -127,7 +129,9 @@ def _components(app: ModuleType, request: dict[str, Any], context: Context) -> l
     return timings
 
 
-def _profile(handler: object, request: dict[str, object], context: Context) -> list[tuple[str, float, float]]:
+def _profile(
+    handler: object, request: dict[str, object], context: LocalContext
+) -> list[tuple[str, float, float]]:
     """cProfile the handler: the top functions by own time (µs per request, share of the total)."""
     assert callable(handler)
     profiler = cProfile.Profile()

@@ -63,6 +63,10 @@ class LocalContext:
         """Milliseconds left before this invocation's timeout."""
         return max(0, int((self.started + self.timeout - time.monotonic()) * 1000))
 
+    def set_remaining(self, seconds: float) -> None:
+        """Make this invocation end ``seconds`` from now (its ``timeout`` grows or shrinks to match)."""
+        self.timeout = time.monotonic() - self.started + seconds
+
 
 def load_function(root: Path, name: FunctionName) -> ModuleType:
     """A fresh copy of ``functions/<name>/app.py`` (its own module globals: one execution environment).

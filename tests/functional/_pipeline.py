@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import importlib.util
-import itertools
 import json
 import logging
 import sys
@@ -28,6 +26,8 @@ import flatfile_jobs
 from flatfile_jobs import FlatfileListener, job_handler, webhook
 from flatfile_jobs import _listener as listener_module
 from flatfile_jobs.testing import FakeFlatfile, Fault
+from flatfile_jobs_cli._events import FunctionName, http_api_event
+from flatfile_jobs_cli._lambda import LocalContext, load_function
 from flatfile_stack.idempotency import MemoryPersistenceLayer
 from flatfile_stack.queues import MemoryJobQueue
 from flatfile_stack.runtime import Runtime, use_runtime
@@ -41,77 +41,32 @@ OTHER_SECRET = "whsec_" + base64.b64encode(b"rotated-secret-0123456789abcdef!").
 API_TOKEN = "sk_test_chaos_Q7xN2bV9mK4pL8sR"
 ACCESS_TOKEN = "sk_agent_token_Hk3Jd9Wq2Zp5Lm8X"
 
-_loaded = itertools.count()
 
-
-def load_app(name: str) -> ModuleType:
-    """Load ``functions/<name>/app.py`` by path as a new module (each call is a fresh Lambda instance)."""
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"_ff_{name}_app_{next(_loaded)}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class Context:
-    """A stand-in for Lambda's context object with a real countdown."""
-
-    function_name = "flatfile-jobs-test"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:flatfile-jobs-test"
-    log_group_name = "/aws/lambda/flatfile-jobs-test"
-    log_stream_name = "local"
-
-    def __init__(self, remaining_seconds: float = 900.0, request_id: str = "req-local") -> None:
-        self.aws_request_id = request_id
-        self._ends = time.monotonic() + remaining_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._ends - time.monotonic()) * 1000))
+def load_app(name: FunctionName) -> ModuleType:
+    """A fresh ``functions/<name>/app.py`` (each call is a new Lambda instance)."""
+    return load_function(ROOT, name)
 
 
 def http_event(
     body: str | bytes | None,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | None = None,
     *,
     is_base64: bool = False,
     method: str = "POST",
     path: str = "/webhook",
 ) -> dict[str, Any]:
-    """An HTTP API (payload v2) event as API Gateway hands it to the receiver."""
+    """The CLI's HTTP API (payload v2) event, with the parts a test gives kept as given.
+
+    ``headers`` keep their names' case (default: a JSON content type). A ``str`` body is sent as is, even
+    flagged base64 (invalid base64, lone surrogates); ``bytes`` are base64-encoded when ``is_base64``, else
+    decoded with ``surrogateescape`` (invalid UTF-8 round-trips). ``isBase64Encoded`` is ``is_base64``.
+    """
+    headers = {"content-type": "application/json"} if headers is None else dict(headers)
     if isinstance(body, bytes):
-        text: str | None = base64.b64encode(body).decode() if is_base64 else body.decode("utf-8")
-    else:
-        text = body
-    return {
-        "version": "2.0",
-        "routeKey": f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": dict(headers),
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "local",
-            "domainName": "local.execute-api.us-east-1.amazonaws.com",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": "tests",
-            },
-            "requestId": "req",
-            "routeKey": f"{method} {path}",
-            "stage": "$default",
-            "time": "29/Nov/2026:00:00:00 +0000",
-            "timeEpoch": 0,
-        },
-        "body": text,
-        "isBase64Encoded": is_base64,
-    }
+        body = base64.b64encode(body).decode() if is_base64 else body.decode("utf-8", "surrogateescape")
+    event = http_api_event(method, path, headers, b"")
+    event.update(headers=headers, body=body, isBase64Encoded=is_base64)
+    return event
 
 
 def signed_request(
@@ -261,7 +216,9 @@ class Pipeline:
 
     def deliver(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Hand one HTTP API event to the receiver; return its response."""
-        response: dict[str, Any] = self.receiver.lambda_handler(dict(request), Context(30.0))
+        response: dict[str, Any] = self.receiver.lambda_handler(
+            dict(request), LocalContext("ReceiverFunction", 30.0)
+        )
         return response
 
     def deliver_event(self, event: Mapping[str, Any], **options: Any) -> dict[str, Any]:
@@ -273,7 +230,7 @@ class Pipeline:
     ) -> Any:
         """Hand one SQS record to a worker app (this pipeline's unless another instance is given)."""
         app = worker or self.worker
-        return app.lambda_handler({"Records": [dict(record)]}, Context(remaining))
+        return app.lambda_handler({"Records": [dict(record)]}, LocalContext("WorkerFunction", remaining))
 
     def drain(self, *, workers: int = 1, max_seconds: float = 600.0) -> DrainStats:
         """Run worker instances until the queue is empty; failed records are released for redelivery."""
@@ -450,7 +407,9 @@ def child_worker(config_json: str) -> None:
         )
     )
     worker = load_app("worker")
-    worker.lambda_handler({"Records": [config["record"]]}, Context(float(config["remaining"])))
+    worker.lambda_handler(
+        {"Records": [config["record"]]}, LocalContext("WorkerFunction", float(config["remaining"]))
+    )
 
 
 # -- the receiver alone (fuzzing, signatures) ----------------------------------------------------------
@@ -465,7 +424,7 @@ class ReceiverUnderTest:
 
     def call(self, request: Mapping[str, Any]) -> tuple[int, Any]:
         """Run the receiver; return ``(status, parsed JSON body)`` after checking the answer is JSON."""
-        response = self.app.lambda_handler(dict(request), Context(30.0))
+        response = self.app.lambda_handler(dict(request), LocalContext("ReceiverFunction", 30.0))
         headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
         assert headers.get("content-type", "").startswith("application/json"), response
         return int(response["statusCode"]), json.loads(response["body"])

@@ -1,4 +1,4 @@
-"""Helpers of the functional tests: a Lambda context, the moto stack, HTTP API events, reading answers."""
+"""Helpers of the functional tests: the moto stack, the functions' environment, events, reading answers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,30 +27,6 @@ NAMESPACE = "FlatfileJobs"
 API_TOKEN = "sk_test_Fn7cQx2LpW9rTz4K"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"flatfile-jobs functional tests!!").decode()
 TABLE_NAME = "flatfile-jobs-IdempotencyTable"
-
-
-class FakeLambdaContext:
-    """The parts of Lambda's context the functions and Powertools read; the deadline is settable."""
-
-    function_name = "flatfile-jobs-functional"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:flatfile-jobs-functional"
-    log_group_name = "/aws/lambda/flatfile-jobs-functional"
-    log_stream_name = "2026/01/15/[$LATEST]functional"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
-
-    def __init__(self, remaining_seconds: float = 900.0) -> None:
-        self.deadline = 0.0
-        self.set_remaining(remaining_seconds)
-
-    def set_remaining(self, seconds: float) -> None:
-        """Make the invocation end ``seconds`` from now."""
-        self.deadline = time.monotonic() + seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds until the deadline."""
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 @dataclass
@@ -242,44 +217,6 @@ def load_event(relative: str) -> dict[str, Any]:
     value = json.loads((EVENTS / relative).read_text())
     assert isinstance(value, dict)
     return value
-
-
-def http_event(
-    body: bytes | str | None,
-    headers: dict[str, str] | None = None,
-    *,
-    is_base64: bool = False,
-    method: str = "POST",
-    path: str = "/webhook",
-) -> dict[str, Any]:
-    """An HTTP API (payload v2) event; ``body`` is the raw body (base64-encoded when ``is_base64``)."""
-    raw = body.encode() if isinstance(body, str) else body
-    text: str | None
-    if raw is None:
-        text = None
-    elif is_base64:
-        text = base64.b64encode(raw).decode()
-    else:
-        text = raw.decode("utf-8", errors="surrogateescape")
-    return {
-        "version": "2.0",
-        "routeKey": f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"} if headers is None else headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "functional",
-            "domainName": "functional.execute-api.us-east-1.amazonaws.com",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10"},
-            "requestId": "functional-request",
-            "routeKey": f"{method} {path}",
-            "stage": "$default",
-            "timeEpoch": int(time.time() * 1000),
-        },
-        "body": text,
-        "isBase64Encoded": is_base64,
-    }
 
 
 def raw_body(apigw_event: dict[str, Any]) -> bytes:

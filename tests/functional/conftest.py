@@ -8,8 +8,6 @@ library's configured token, Powertools' parameter cache, the library's logger) i
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
@@ -21,6 +19,8 @@ from moto import mock_aws
 from flatfile_jobs import _listener
 from flatfile_jobs._log import get_logger
 from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs_cli._events import FunctionName
+from flatfile_jobs_cli._lambda import LocalContext, load_function
 from flatfile_stack import runtime, worker
 
 from ._support import (
@@ -32,7 +32,6 @@ from ._support import (
     TABLE_NAME,
     WEBHOOK_SECRET,
     AwsStack,
-    FakeLambdaContext,
     StackEnv,
     point_logs_at_stdout,
 )
@@ -87,25 +86,17 @@ def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
+def lambda_context() -> LocalContext:
     """A Lambda context with 900 s left (``lambda_context.set_remaining(s)`` changes it)."""
-    return FakeLambdaContext()
-
-
-_app_ids = itertools.count()
+    return LocalContext("flatfile-jobs-functional", 900.0)
 
 
 @pytest.fixture
-def load_app() -> Callable[[str], ModuleType]:
+def load_app() -> Callable[[FunctionName], ModuleType]:
     """``load_app("receiver")`` imports ``functions/receiver/app.py`` by path, under a new module name."""
 
-    def load(name: str) -> ModuleType:
-        path = ROOT / "functions" / name / "app.py"
-        spec = importlib.util.spec_from_file_location(f"functional_{name}_app_{next(_app_ids)}", path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    def load(name: FunctionName) -> ModuleType:
+        module = load_function(ROOT, name)
         point_logs_at_stdout()
         return module
 

@@ -14,22 +14,24 @@ from typing import Any
 import pytest
 
 from flatfile_jobs.testing import FakeFlatfile, Fault
+from flatfile_jobs_cli._events import FunctionName
+from flatfile_jobs_cli._lambda import LocalContext
 from flatfile_stack.dead_letter import DEAD_LETTER_MESSAGE
 
-from ._support import AwsStack, FakeLambdaContext, StackEnv, load_event, metric_names, point_logs_at_stdout
+from ._support import AwsStack, StackEnv, load_event, metric_names, point_logs_at_stdout
 
 Invoke = Callable[[dict[str, Any]], Any]
 
 
 @pytest.fixture
-def dead_letter(stack_env: StackEnv, load_app: Callable[[str], ModuleType]) -> ModuleType:
+def dead_letter(stack_env: StackEnv, load_app: Callable[[FunctionName], ModuleType]) -> ModuleType:
     """The dead-letter function's app module with its environment from template.yaml (a cold start)."""
     stack_env.only("dead_letter")
     return load_app("dead_letter")
 
 
 @pytest.fixture
-def invoke(dead_letter: ModuleType, lambda_context: FakeLambdaContext) -> Invoke:
+def invoke(dead_letter: ModuleType, lambda_context: LocalContext) -> Invoke:
     """Invoke the dead-letter function with an SQS event."""
 
     def run(event: dict[str, Any]) -> Any:
@@ -93,7 +95,7 @@ def test_record_stays_in_the_queue_when_flatfile_cannot_be_told(
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 def test_unreachable_flatfile_keeps_the_record_for_a_retry(
-    dead_letter: ModuleType, lambda_context: FakeLambdaContext, fake: FakeFlatfile, aws: AwsStack
+    dead_letter: ModuleType, lambda_context: LocalContext, fake: FakeFlatfile, aws: AwsStack
 ) -> None:
     """However the failure is reported, the job is untouched and the next attempt fails it."""
     record = load_event("dead_letter/dead_letter.json")["Records"][0]

@@ -7,9 +7,7 @@ so other consumers of the environment still see them; handled ones are acked aft
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +21,7 @@ import flatfile_jobs._listener
 from flatfile_jobs import ConfigurationError, FlatfileAPIError
 from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs.webhook import ReceivePolicy, receive
+from flatfile_jobs_cli._lambda import LocalContext, load_function
 from flatfile_stack.idempotency import MemoryPersistenceLayer
 from flatfile_stack.queues import SqsJobQueue
 from flatfile_stack.runtime import Runtime, use_runtime
@@ -35,31 +34,9 @@ TABLE = "flatfile-jobs-state"
 SAMPLE_JOBS = ("space:configure", "workbook:submit", "file:process", "data:validate")
 
 
-class Context:
-    """The parts of Lambda's context the functions read; remaining time counts down from ``seconds``."""
-
-    function_name = "poller"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:poller"
-    aws_request_id = "req-poller"
-    log_group_name = "/aws/lambda/poller"
-    log_stream_name = "local"
-
-    def __init__(self, seconds: float = 60.0) -> None:
-        self.deadline = time.monotonic() + seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.deadline - time.monotonic()) * 1000)
-
-
-def load_app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("poller_app_under_test", ROOT / "functions/poller/app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def context(seconds: float = 60.0) -> LocalContext:
+    """The poller's Lambda context: ``seconds`` left (its template timeout by default)."""
+    return LocalContext("poller", seconds)
 
 
 @pytest.fixture
@@ -118,7 +95,7 @@ def runtime(fake: FakeFlatfile, aws: dict[str, Any], monkeypatch: pytest.MonkeyP
 
 @pytest.fixture
 def app(runtime: Runtime) -> ModuleType:
-    return load_app()
+    return load_function(ROOT, "poller")
 
 
 def messages(aws: dict[str, Any]) -> list[dict[str, Any]]:
@@ -144,14 +121,14 @@ def test_each_handled_job_is_enqueued_once_across_runs(
 ) -> None:
     """Run 1 enqueues the four sample jobs; run 2 enqueues nothing; a new event is enqueued by run 3."""
     events = add_sample_events(fake)
-    first = app.lambda_handler({"source": "aws.events"}, Context())
+    first = app.lambda_handler({"source": "aws.events"}, context())
     assert (first["events"], first["enqueued"], first["ignored"]) == (5, 4, 1)
     assert sorted(first["jobIds"]) == sorted(e["context"]["jobId"] for e in events[:4])
     assert len(messages(aws)) == 4
-    second = app.lambda_handler({}, Context())
+    second = app.lambda_handler({}, context())
     assert (second["events"], second["enqueued"]) == (0, 0)
     late = fake.create_job_event("space:configure", environment_id=ENV)
-    third = app.lambda_handler({}, Context())
+    third = app.lambda_handler({}, context())
     assert third["jobIds"] == [late["context"]["jobId"]]
 
 
@@ -160,7 +137,7 @@ def test_messages_match_what_the_receiver_enqueues(
 ) -> None:
     """Body and attributes (eventId, jobId, job) are the receiver's, so the worker cannot tell them apart."""
     event = fake.create_job_event("workbook:submit", environment_id=ENV)
-    app.lambda_handler({}, Context())
+    app.lambda_handler({}, context())
     [message] = messages(aws)
     stored = fake.events[event["id"]]
     expected = receive(
@@ -184,7 +161,7 @@ def test_handled_events_are_acked_and_unhandled_ones_left_for_others(
 ) -> None:
     """Enqueued events are acked in Flatfile; the unhandled job's event stays unacknowledged."""
     events = add_sample_events(fake)
-    app.lambda_handler({}, Context())
+    app.lambda_handler({}, context())
     acked = {e["id"] for e in events if fake.events[e["id"]].get("acknowledgedAt")}
     assert acked == {e["id"] for e in events[:4]}
 
@@ -194,7 +171,7 @@ def test_the_cursor_is_stored_under_the_environments_key(
 ) -> None:
     """The item poller-cursor#<env> holds the newest event's createdAt and its id."""
     events = add_sample_events(fake)
-    answer = app.lambda_handler({}, Context())
+    answer = app.lambda_handler({}, context())
     item = cursor_item(aws)
     assert item["since"]["S"] == events[-1]["createdAt"] == answer["cursor"]
     assert [entry["S"] for entry in item["seen"]["L"]] == [events[-1]["id"]]
@@ -205,9 +182,9 @@ def test_a_new_poller_instance_resumes_from_the_stored_cursor(
 ) -> None:
     """A cold start (fresh module and runtime extras) reads the cursor from DynamoDB and repeats nothing."""
     add_sample_events(fake)
-    load_app().lambda_handler({}, Context())
+    load_function(ROOT, "poller").lambda_handler({}, context())
     runtime.extras.clear()
-    again = load_app().lambda_handler({}, Context())
+    again = load_function(ROOT, "poller").lambda_handler({}, context())
     assert (again["events"], again["enqueued"]) == (0, 0)
     assert len(messages(aws)) == 4
 
@@ -217,10 +194,10 @@ def test_it_stops_early_when_lambda_time_runs_short(
 ) -> None:
     """With less than the deadline margin left, nothing is enqueued and the next run picks everything up."""
     add_sample_events(fake)
-    short = app.lambda_handler({}, Context(seconds=5))
+    short = app.lambda_handler({}, context(seconds=5))
     assert short["stoppedEarly"] is True
     assert short["enqueued"] == 0
-    assert app.lambda_handler({}, Context())["enqueued"] == 4
+    assert app.lambda_handler({}, context())["enqueued"] == 4
 
 
 def test_an_api_failure_fails_the_run_without_enqueueing(
@@ -230,7 +207,7 @@ def test_an_api_failure_fails_the_run_without_enqueueing(
     add_sample_events(fake)
     fake.add_fault(Fault(path="/events", status=503))
     with pytest.raises(FlatfileAPIError):
-        app.lambda_handler({}, Context(seconds=11))
+        app.lambda_handler({}, context(seconds=11))
     assert messages(aws) == []
 
 
@@ -238,4 +215,4 @@ def test_missing_environment_id_names_the_variable(runtime: Runtime, app: Module
     """Without FLATFILE_ENVIRONMENT_ID the run fails with a ConfigurationError naming it."""
     use_runtime(dataclasses.replace(runtime, settings=Settings(poller_state_table=TABLE), extras={}))
     with pytest.raises(ConfigurationError, match="FLATFILE_ENVIRONMENT_ID"):
-        app.lambda_handler({}, Context())
+        app.lambda_handler({}, context())

@@ -19,18 +19,18 @@ import pytest
 
 from flatfile_jobs import webhook
 from flatfile_jobs.testing import forwarded_event, job_ready_event
-from flatfile_jobs_cli._events import resign
+from flatfile_jobs_cli._events import FunctionName, resign
+from flatfile_jobs_cli._lambda import LocalContext
 from jobs import listener
 
+from ._pipeline import http_event
 from ._support import (
     EVENTS,
     WEBHOOK_SECRET,
     Answer,
     AwsStack,
-    FakeLambdaContext,
     StackEnv,
     answer_of,
-    http_event,
     load_event,
     point_logs_at_stdout,
     raw_body,
@@ -69,7 +69,7 @@ def signed_post(body: Any, secret: str = WEBHOOK_SECRET, **options: Any) -> dict
 
 @pytest.fixture
 def receiver(
-    stack_env: StackEnv, load_app: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str]
+    stack_env: StackEnv, load_app: Callable[[FunctionName], ModuleType], capsys: pytest.CaptureFixture[str]
 ) -> ModuleType:
     """The receiver's app module with the receiver's environment, loaded as a cold start would."""
     stack_env.only("receiver")
@@ -77,7 +77,7 @@ def receiver(
 
 
 @pytest.fixture
-def post(receiver: ModuleType, lambda_context: FakeLambdaContext) -> Post:
+def post(receiver: ModuleType, lambda_context: LocalContext) -> Post:
     """Invoke the receiver; every answer must be JSON, with a JSON content type, and never a 5xx."""
 
     def invoke(event: dict[str, Any]) -> Answer:
@@ -188,8 +188,8 @@ def test_refused_forwarder_delivery_does_not_log_the_access_token(
 
 def test_access_token_is_not_logged_even_with_event_logging_on(
     stack_env: StackEnv,
-    load_app: Callable[[str], ModuleType],
-    lambda_context: FakeLambdaContext,
+    load_app: Callable[[FunctionName], ModuleType],
+    lambda_context: LocalContext,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from flatfile_jobs import webhook
 from flatfile_jobs.testing import FakeFlatfile, job_ready_event
+from flatfile_jobs_cli._lambda import LocalContext
 from jobs import listener as sample_listener
 
 from ._pipeline import (
@@ -18,7 +19,6 @@ from ._pipeline import (
     API_TOKEN,
     OTHER_SECRET,
     SECRET,
-    Context,
     Invocations,
     ReceiverUnderTest,
     chaos_faults,
@@ -298,7 +298,9 @@ def test_no_secret_in_any_log_line_of_a_chaos_run(
         assert pipe.deliver_event(stranded, access_token=ACCESS_TOKEN)["statusCode"] == 202
         record = pipe.queue.receive(timeout=1)
         assert record is not None
-        assert dead_letter.lambda_handler({"Records": [record]}, Context()) == {"batchItemFailures": []}
+        assert dead_letter.lambda_handler(
+            {"Records": [record]}, LocalContext("DeadLetterFunction", 900.0)
+        ) == {"batchItemFailures": []}
     out, err = capfd.readouterr()
     logged = "\n".join([*tap.lines, out, err])
     assert stats.dead_letters == 0

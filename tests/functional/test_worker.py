@@ -19,6 +19,8 @@ import pytest
 
 from flatfile_jobs import FlatfileListener, job_handler
 from flatfile_jobs.testing import FakeFlatfile, Fault
+from flatfile_jobs_cli._events import FunctionName
+from flatfile_jobs_cli._lambda import LocalContext
 from flatfile_stack import runtime
 from jobs.data_validate import NO_RECORDS_MESSAGE
 
@@ -27,7 +29,6 @@ from ._support import (
     EVENTS,
     NAMESPACE,
     AwsStack,
-    FakeLambdaContext,
     StackEnv,
     emf_blobs,
     load_event,
@@ -120,14 +121,14 @@ def add_job_for(fake: FakeFlatfile, sqs_event: dict[str, Any], status: str = "re
 
 
 @pytest.fixture
-def worker(stack_env: StackEnv, load_app: Callable[[str], ModuleType]) -> ModuleType:
+def worker(stack_env: StackEnv, load_app: Callable[[FunctionName], ModuleType]) -> ModuleType:
     """The worker's app module with the worker's environment from template.yaml (a cold start)."""
     stack_env.only("worker")
     return load_app("worker")
 
 
 @pytest.fixture
-def invoke(worker: ModuleType, lambda_context: FakeLambdaContext) -> Invoke:
+def invoke(worker: ModuleType, lambda_context: LocalContext) -> Invoke:
     """Invoke the worker with an SQS event."""
 
     def run(event: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +250,7 @@ def test_failed_ack_reports_the_record_and_releases_the_idempotency_key(
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 def test_failed_ack_is_still_retried_when_the_batch_raises(
-    worker: ModuleType, lambda_context: FakeLambdaContext, fake: FakeFlatfile, aws: AwsStack
+    worker: ModuleType, lambda_context: LocalContext, fake: FakeFlatfile, aws: AwsStack
 ) -> None:
     """However the failure is reported, the job is neither failed nor completed, and a retry runs it."""
     event = aws.enqueue(load_event("worker/file_process.json")["Records"][0])
@@ -270,7 +271,7 @@ def test_job_outliving_the_deadline_is_failed_as_timed_out(
     invoke: Invoke,
     fake: FakeFlatfile,
     stack_env: StackEnv,
-    lambda_context: FakeLambdaContext,
+    lambda_context: LocalContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """With 11.5 s left and an 11 s margin the job gets 1 s; a slower handler is failed as timed out."""
