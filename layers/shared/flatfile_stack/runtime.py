@@ -35,17 +35,27 @@ class Runtime:
         queue: Where the receiver puts accepted jobs (and the poller, too).
         webhook_secrets: Returns the signing secret list (space/comma separated); ``""`` when none.
         api_token: Returns the Flatfile API key.
-        persistence: The worker's idempotency store.
         listener: The app's job handlers.
+        persistence: The worker's idempotency store; built from the settings on first use when not given
+            (DynamoDB when ``IDEMPOTENCY_TABLE`` is set), so the receiver never imports it.
     """
 
     settings: Settings
     queue: JobQueue
     webhook_secrets: Callable[[], str]
     api_token: Callable[[], str]
-    persistence: BasePersistenceLayer
     listener: FlatfileListener
+    persistence: BasePersistenceLayer | None = None
     extras: dict[str, object] = field(default_factory=dict)
+
+    def idempotency_store(self) -> BasePersistenceLayer:
+        """The worker's idempotency store (built once, on first use)."""
+        if self.persistence is None:
+            from .idempotency import MemoryPersistenceLayer, dynamodb_persistence
+
+            table = self.settings.idempotency_table
+            self.persistence = dynamodb_persistence(table) if table else MemoryPersistenceLayer()
+        return self.persistence
 
     def receive_policy(self) -> ReceivePolicy:
         """The receiver's policy from the current secret (cached by value, so rotation takes effect)."""
@@ -82,19 +92,16 @@ def secret_reader(secret_id: str, *, setting: str) -> Callable[[], str]:
 def _from_env() -> Runtime:
     from jobs import listener
 
-    from .idempotency import MemoryPersistenceLayer, dynamodb_persistence
     from .queues import SqsJobQueue
     from .settings import FLATFILE_API_KEY_SECRET_ID, WEBHOOK_SECRET_ID
 
     settings = Settings.from_env()
     webhook_secrets = secret_reader(settings.webhook_secret_id, setting=WEBHOOK_SECRET_ID)
-    table = settings.idempotency_table
     return Runtime(
         settings=settings,
         queue=SqsJobQueue(settings.job_queue_url),
         webhook_secrets=webhook_secrets if settings.webhook_secret_id else str,
         api_token=secret_reader(settings.api_key_secret_id, setting=FLATFILE_API_KEY_SECRET_ID),
-        persistence=dynamodb_persistence(table) if table else MemoryPersistenceLayer(),
         listener=listener,
     )
 

@@ -93,7 +93,7 @@ def process_record(body: str, context: LambdaContextLike, metrics: Metrics | Non
     job_id = str(event["context"]["jobId"])
     timeout = context.get_remaining_time_in_millis() / 1000 - runtime.settings.deadline_margin
     IDEMPOTENCY_CONFIG.register_lambda_context(context)  # type: ignore[arg-type]
-    run = _idempotent(id(runtime), runtime.persistence)
+    run = _idempotent(id(runtime), runtime.idempotency_store())
     try:
         outcome = run(job={"job_id": job_id, "event": event, "timeout": max(timeout, 1.0)})
     except IdempotencyAlreadyInProgressError:
