@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flatfile_jobs import webhook
 from flatfile_stack import receiver
+from flatfile_stack.queues import QueueUnavailableError
 
 logger = Logger()
 app = APIGatewayHttpResolver()
@@ -23,6 +24,8 @@ STATUS_BY_ERROR: dict[type[webhook.DeliveryError], int] = {
     webhook.UnsupportedMediaTypeError: 415,
     webhook.InvalidEventError: 422,
 }
+# The one 5xx: what the receiver depends on failed (not the delivery); the sender retries after this long.
+RETRY_AFTER_SECONDS = 5
 
 
 def _json(status: int, body: dict[str, Any]) -> Response[Any]:
@@ -45,6 +48,18 @@ def refused(error: webhook.DeliveryError) -> Response[Any]:
     status = STATUS_BY_ERROR.get(type(error), 400)
     logger.warning("Delivery refused", extra={"http_status": status, "reason": str(error)})
     return _json(status, {"error": type(error).__name__, "message": str(error)})
+
+
+@app.exception_handler([QueueUnavailableError, receiver.SecretUnavailableError])  # type: ignore[untyped-decorator]
+def unavailable(error: Exception) -> Response[Any]:
+    """The queue or the signing secret failed: 503 with ``Retry-After`` so the sender tries again."""
+    logger.error("Delivery not accepted: a dependency failed", exc_info=error, extra={"http_status": 503})
+    return Response(
+        status_code=503,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": "ServiceUnavailable", "message": f"{error}; retry later"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 # log_event=False: the request carries _accessToken and signatures; POWERTOOLS_LOGGER_LOG_EVENT must not log it.

@@ -266,6 +266,13 @@ def test_job_queue_redrives_to_the_dead_letter_queue(resources: dict[str, Any]) 
     assert "RedrivePolicy" not in resources["DeadLetterQueue"]["Properties"]
 
 
+def test_job_queue_size_limit_is_the_one_the_receiver_checks(resources: dict[str, Any]) -> None:
+    """The job queue's MaximumMessageSize is set, and equal to what the receiver refuses (413) above."""
+    from flatfile_stack.queues import MAX_MESSAGE_BYTES
+
+    assert resources["JobQueue"]["Properties"]["MaximumMessageSize"] == MAX_MESSAGE_BYTES
+
+
 def test_job_queue_visibility_is_six_worker_timeouts(template: Template, resources: dict[str, Any]) -> None:
     worker = resources["WorkerFunction"]
     assert worker["Properties"]["Timeout"] == ref("WorkerTimeout")

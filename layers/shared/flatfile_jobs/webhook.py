@@ -17,7 +17,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -36,10 +38,12 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
+    from ._events import FlatfileEvent
     from ._listener import FlatfileListener
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MAX_DEPTH",
     "TOLERANCE_SECONDS",
     "Delivery",
     "DeliveryError",
@@ -63,6 +67,15 @@ _PREFIX = "whsec_"
 # Characters an SQS message body may not hold: lone surrogates (not even UTF-8) and U+FFFE/U+FFFF.
 # In compact JSON they can only sit inside strings, where a \uXXXX escape means the same.
 _QUEUE_UNSAFE = re.compile("[\ud800-\udfff\ufffe\uffff]")
+# What an SQS message attribute value may hold (SQS's character set): ids with anything else are refused.
+_QUEUE_TEXT = re.compile("[\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+")
+# Arrays and objects nested deeper than this are refused before anything recursive (the JSON parser, the
+# filter flattening, a deep copy) sees them; a Flatfile event nests a handful of levels.
+MAX_DEPTH = 64
+# A JSON string token, escapes included; an unterminated one runs to the end (one pass, never quadratic).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\[\s\S])*+(?:"|\\?\Z)')
+_NOT_BRACKET = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
 _MAX_SIGNATURES = 16
 
 
@@ -255,13 +268,68 @@ def _authenticate(
     return None
 
 
+def _nests_too_deep(body: bytes) -> bool:
+    """Whether arrays and objects in ``body`` (JSON text) nest deeper than :data:`MAX_DEPTH`, without recursion.
+
+    Strings are cut out first (a bracket in a string does not nest), then the running sum of ``+1`` per
+    ``[``/``{`` and ``-1`` per ``]``/``}`` is taken in C. Text that is not JSON gives some answer; the
+    parser refuses that text anyway.
+    """
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return False
+    steps = _JSON_STRING.sub(b"", body).translate(_BRACKET_STEP, _NOT_BRACKET)
+    return max(itertools.accumulate(memoryview(steps).cast("b")), default=0) > MAX_DEPTH
+
+
+def _refuse_constant(name: str) -> Any:  # noqa: ANN401 - json's parse_constant hook; never returns
+    raise MalformedJSONError(f"{name} is not a JSON number (RFC 8259): send finite numbers only")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise MalformedJSONError(f"the number {text[:32]} is out of range (it would be Infinity)")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        from collections import Counter
+
+        duplicate = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise MalformedJSONError(f"the key {duplicate[:64]!r} appears twice in one object")
+    return obj
+
+
+# RFC 8259 JSON only: no NaN/Infinity, no number that overflows to infinity, no duplicate keys (another
+# parser could read a signed body with duplicates differently: first value wins in some, last in others).
+_STRICT_JSON = json.JSONDecoder(
+    parse_float=_finite_float, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys
+)
+
+
 def _parse(body: bytes) -> tuple[str, Any]:
-    """The body as text and as JSON."""
+    """The body as text and as strict JSON, its nesting checked before the (recursive) parser runs."""
     try:
         text = body.decode("utf-8")
-        return text, json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except UnicodeDecodeError as exc:
         raise MalformedJSONError("the body is not valid UTF-8 JSON") from exc
+    if _nests_too_deep(body):
+        raise MalformedJSONError(f"the JSON nests deeper than {MAX_DEPTH} levels")
+    try:
+        return text, _STRICT_JSON.decode(text)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedJSONError("the body is not valid UTF-8 JSON") from exc
+
+
+def _require_queueable(event: FlatfileEvent) -> None:
+    """The ids that become SQS message attributes hold only characters SQS takes (no lone surrogate)."""
+    for name, value in (("id", event.id), ("context.jobId", event.job_id), ("payload.job", event.job)):
+        if not value or not _QUEUE_TEXT.fullmatch(value):
+            raise InvalidEventError(
+                f"event.{name} holds a character a queue cannot carry (a lone surrogate or a control character)"
+            )
 
 
 def _queue_safe(text: str) -> str:
@@ -286,8 +354,10 @@ def receive(
         PayloadTooLargeError: The body is over ``policy.max_body_bytes``.
         UnsupportedMediaTypeError: The content type is not JSON.
         WebhookVerificationError: The signature is missing (and required), malformed, stale or wrong.
-        MalformedJSONError: The body is not UTF-8 JSON.
-        InvalidEventError: Not a job:ready event with ``context.jobId`` and ``payload.job``.
+        MalformedJSONError: The body is not UTF-8 JSON as RFC 8259 defines it (no NaN/Infinity, no number
+            overflowing to infinity, no duplicate keys) or nests deeper than :data:`MAX_DEPTH`.
+        InvalidEventError: Not a job:ready event with ``context.jobId`` and ``payload.job``, or one of the
+            ids that become message attributes holds a character SQS refuses.
         ForbiddenEnvironmentError: The event's environment is not on the allow-list.
     """
     from ._events import raw_event, require_job_ready
@@ -301,6 +371,7 @@ def receive(
         raise InvalidEventError("the body must be a JSON object")
     event = raw_event(parsed)
     view = require_job_ready(event)
+    _require_queueable(view)
     if policy.allowed_environments and view.environment_id not in policy.allowed_environments:
         raise ForbiddenEnvironmentError("events from this Flatfile environment are not accepted")
     if not listener.matches(event):

@@ -10,9 +10,23 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from flatfile_jobs.webhook import Delivery
+from flatfile_jobs.webhook import Delivery, PayloadTooLargeError
 
-__all__ = ["JobQueue", "MemoryJobQueue", "SqsJobQueue"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "JobQueue",
+    "MemoryJobQueue",
+    "QueueUnavailableError",
+    "SqsJobQueue",
+    "message_size",
+]
+
+# The job queue's MaximumMessageSize: template.yaml sets the same number (a template test keeps them equal).
+MAX_MESSAGE_BYTES = 262_144
+
+
+class QueueUnavailableError(Exception):
+    """The queue did not take a message (throttled, unavailable, unreachable): the sender should retry."""
 
 
 class JobQueue(Protocol):
@@ -33,6 +47,25 @@ def _attributes(delivery: Delivery) -> dict[str, dict[str, str]]:
     }
 
 
+def message_size(body: str, attributes: dict[str, dict[str, str]]) -> int:
+    """The bytes SQS counts against ``MaximumMessageSize``: the body and each attribute's name, type and value."""
+    return len(body.encode()) + sum(
+        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
+        for name, value in attributes.items()
+    )
+
+
+def _fitting_attributes(delivery: Delivery) -> dict[str, dict[str, str]]:
+    """The delivery's message attributes, once the whole message is known to fit the queue."""
+    attributes = _attributes(delivery)
+    size = message_size(delivery.body, attributes)
+    if size > MAX_MESSAGE_BYTES:
+        raise PayloadTooLargeError(
+            f"the queued message (event and its ids) would be {size} bytes, over the queue's {MAX_MESSAGE_BYTES}"
+        )
+    return attributes
+
+
 class SqsJobQueue:
     """Amazon SQS; the boto3 client is built on first send and reused across warm invocations."""
 
@@ -41,10 +74,23 @@ class SqsJobQueue:
         self._client = client
 
     def send(self, delivery: Delivery) -> None:
-        """``SendMessage`` with the event id and job id as message attributes."""
-        self._sqs().send_message(
-            QueueUrl=self.queue_url, MessageBody=delivery.body, MessageAttributes=_attributes(delivery)
-        )
+        """``SendMessage`` with the event id and job id as message attributes.
+
+        Raises:
+            PayloadTooLargeError: The message (body and attributes) is over :data:`MAX_MESSAGE_BYTES`.
+            QueueUnavailableError: SQS refused or could not be reached (throttling, outage, network).
+        """
+        attributes = _fitting_attributes(delivery)
+        sqs = self._sqs()
+        from botocore.exceptions import BotoCoreError, ClientError  # loaded with boto3 by _sqs()
+
+        try:
+            sqs.send_message(QueueUrl=self.queue_url, MessageBody=delivery.body, MessageAttributes=attributes)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            raise QueueUnavailableError(f"SQS SendMessage failed ({code})") from exc
+        except BotoCoreError as exc:
+            raise QueueUnavailableError(f"SQS SendMessage failed ({type(exc).__name__})") from exc
 
     def retry_later(self, receipt_handle: str, seconds: int) -> None:
         """``ChangeMessageVisibility``: SQS hands the message out again after ``seconds``."""
@@ -83,8 +129,8 @@ class MemoryJobQueue:
         self._lock = threading.Lock()
 
     def send(self, delivery: Delivery) -> None:
-        """Enqueue one delivery."""
-        self._queue.put(_Message(delivery.body, _attributes(delivery)))
+        """Enqueue one delivery (refused as SQS would when the message is over :data:`MAX_MESSAGE_BYTES`)."""
+        self._queue.put(_Message(delivery.body, _fitting_attributes(delivery)))
 
     def receive(self, timeout: float | None = None) -> dict[str, Any] | None:
         """Take the next message as an SQS record (``None`` when none came within ``timeout``)."""

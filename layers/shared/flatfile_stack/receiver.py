@@ -11,7 +11,11 @@ from flatfile_jobs.webhook import MalformedJSONError, receive
 
 from .runtime import get_runtime
 
-__all__ = ["accept", "raw_body"]
+__all__ = ["SecretUnavailableError", "accept", "raw_body"]
+
+
+class SecretUnavailableError(Exception):
+    """The webhook signing secret could not be read: nothing can be verified, so the sender should retry."""
 
 
 def raw_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
@@ -37,9 +41,15 @@ def accept(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]
 
     Raises:
         DeliveryError: A subclass naming why the delivery is refused (the caller maps it to a status).
+        SecretUnavailableError: Secrets Manager failed, or the stored secret is empty or malformed.
+        QueueUnavailableError: The queue did not take the message.
     """
     runtime = get_runtime()
-    delivery = receive(body, headers, policy=runtime.receive_policy(), listener=runtime.listener)
+    try:
+        policy = runtime.receive_policy()
+    except Exception as exc:  # Powertools wraps every Secrets Manager failure; a bad value is ours to fix
+        raise SecretUnavailableError("the webhook signing secret could not be read") from exc
+    delivery = receive(body, headers, policy=policy, listener=runtime.listener)
     if delivery is None:
         return 200, {"status": "ignored"}
     runtime.queue.send(delivery)
