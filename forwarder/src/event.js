@@ -26,6 +26,31 @@ export function serializeEvent (raw) {
   return JSON.stringify(raw, (key, value) => (key === TOKEN_KEY ? undefined : value))
 }
 
+/** What a `webhook-id` header can carry as is: 1–256 printable ASCII characters (no space, CR, LF). */
+const SENDABLE_ID = /^[\x21-\x7e]{1,256}$/
+
+/**
+ * Whether `id` can be sent as the `webhook-id` header (Flatfile ids are `us_evt_…`). `fetch` throws on
+ * CR/LF or non-Latin-1 header values, which would otherwise be retried as a network error.
+ * @param {unknown} id
+ * @returns {boolean}
+ */
+export function isSendableId (id) {
+  return typeof id === 'string' && SENDABLE_ID.test(id)
+}
+
+/**
+ * An id as it may appear in a log line: backslashes and anything but printable ASCII escaped
+ * (`\uXXXX`), so an id can neither start a new log line nor fake one; cut to 128 characters.
+ * @param {unknown} id
+ * @returns {string}
+ */
+export function logId (id) {
+  const text = typeof id === 'string' ? id : String(id)
+  const escaped = text.slice(0, 128).replace(/[^\x20-\x7e]|\\/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return text.length > 128 ? `${escaped}...` : escaped
+}
+
 /**
  * @param {object} raw
  * @returns {string|undefined} `payload.job` (`domain:operation`); never the top-level `domain`.

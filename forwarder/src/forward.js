@@ -4,6 +4,7 @@
  * @module forward
  */
 import { decodeSecret, signatureHeaders } from './signature.js'
+import { isSendableId, logId } from './event.js'
 import { isRetryableStatus, parseRetryAfter, retryDelay, shouldRetry } from './retry.js'
 
 /** Log prefix of every line this agent writes. */
@@ -54,10 +55,12 @@ const defaultSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
  * @param {string} body - JSON text; sent (and signed) as exactly these UTF-8 bytes.
  * @param {ForwardOptions} options
  * @returns {Promise<ForwardResult>}
- * @throws {TypeError} Only for a malformed secret, before any request (the handler checks it first).
+ * @throws {TypeError} Only for a malformed secret or an id that cannot be a header (see
+ *   {@link module:event.isSendableId}), before any request (the handler checks both first).
  */
 export async function forward (body, options) {
   const opts = { ...DEFAULTS, fetch: globalThis.fetch, sleep: defaultSleep, now: Date.now, random: Math.random, logger: console, ...options }
+  if (!isSendableId(opts.id)) throw new TypeError(`the event id ${logId(opts.id)} cannot be a webhook-id header`)
   const request = { key: decodeSecret(opts.secret), bytes: Buffer.from(body, 'utf8') }
   for (let attempt = 1; ; attempt++) {
     const outcome = await attemptOnce(request, opts)
@@ -136,9 +139,9 @@ function describeError (error, timeoutMs) {
 function report (outcome, attempts, opts) {
   const tries = `${attempts} attempt${attempts === 1 ? '' : 's'}`
   if (outcome.ok) {
-    opts.logger.log(`${LOG_PREFIX} event ${opts.id} delivered (${outcome.reason}, ${tries})`)
+    opts.logger.log(`${LOG_PREFIX} event ${logId(opts.id)} delivered (${outcome.reason}, ${tries})`)
   } else {
-    opts.logger.error(`${LOG_PREFIX} event ${opts.id} NOT delivered after ${tries}: ${outcome.reason}`)
+    opts.logger.error(`${LOG_PREFIX} event ${logId(opts.id)} NOT delivered after ${tries}: ${outcome.reason}`)
   }
   return { ok: outcome.ok, attempts, status: outcome.status, reason: outcome.reason }
 }

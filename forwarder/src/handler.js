@@ -3,7 +3,7 @@
  * @module handler
  */
 import { isJobSelected, loadConfig, parseJobList, readSetting, SETTINGS } from './config.js'
-import { jobName, leaksToken, rawEvent, serializeEvent } from './event.js'
+import { isSendableId, jobName, leaksToken, logId, rawEvent, serializeEvent } from './event.js'
 import { forward, LOG_PREFIX } from './forward.js'
 
 /**
@@ -24,7 +24,7 @@ export function createJobReadyHandler ({ env = process.env, logger = console, ..
     try {
       return await handle(event, { env, logger, forwardOptions })
     } catch (error) {
-      logger.error(`${LOG_PREFIX} event ${rawEvent(event)?.id ?? '(no id)'} not forwarded: unexpected ${error?.name ?? 'error'}`)
+      logger.error(`${LOG_PREFIX} event ${logId(rawEvent(event)?.id ?? '(no id)')} not forwarded: unexpected ${logId(error?.name ?? 'error')}`)
       return null
     }
   }
@@ -37,6 +37,7 @@ export function createJobReadyHandler ({ env = process.env, logger = console, ..
 async function handle (event, { env, logger, forwardOptions }) {
   const raw = rawEvent(event)
   if (!raw?.id) return skip(logger, '(no id)', 'the listener event has no raw event (src) with an id')
+  if (!isSendableId(raw.id)) return skip(logger, raw.id, 'the event id is not 1-256 printable ASCII characters, so it cannot be a webhook-id header')
   const jobs = parseJobList(await readSetting(event, SETTINGS.jobs, env))
   if (!isJobSelected(jobs, jobName(raw))) return null
   const { url, secret, problems } = await loadConfig(event, env)
@@ -51,6 +52,6 @@ async function handle (event, { env, logger, forwardOptions }) {
  * @returns {null}
  */
 function skip (logger, id, why) {
-  logger.error(`${LOG_PREFIX} event ${id} not forwarded: ${why}`)
+  logger.error(`${LOG_PREFIX} event ${logId(id)} not forwarded: ${why}`)
   return null
 }
