@@ -7,10 +7,13 @@ the cloud wiring built from environment variables; the queue is read back from m
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import re
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -474,6 +477,229 @@ def test_valid_json_of_the_wrong_shape_is_422(
     """JSON that is not a job:ready event with an id, ``context.jobId`` and ``payload.job`` answers 422."""
     refused(post(signed_post(shape(event_body()))), 422, "InvalidEventError")
     assert aws.receive() == []
+
+
+# -- signed but hostile: a 4xx, nothing queued ----------------------------------------------------------
+
+
+def with_input(raw_input: bytes) -> bytes:
+    """A job:ready body whose ``payload.input`` is ``raw_input`` as written (no re-encoding)."""
+    return compact(event_body(input={"x": "PLACEHOLDER"})).replace(b'{"x":"PLACEHOLDER"}', raw_input)
+
+
+def signed_as(body: bytes, msg_id: str = "msg_hostile") -> dict[str, Any]:
+    """``body`` signed now with an explicit webhook-id (the body's own id may not be valid Unicode)."""
+    delivery = http_event(body)
+    delivery["headers"].update(webhook.sign(WEBHOOK_SECRET, body, msg_id=msg_id))
+    return delivery
+
+
+def test_input_nested_a_thousand_levels_is_400_not_a_crash(post: Post, aws: AwsStack) -> None:
+    """A ``payload.input`` 1,000 objects deep answers 400 before anything recursive runs, and queues nothing."""
+    deep = b'{"a":' * 1000 + b"1" + b"}" * 1000
+    answer = post(signed_post(with_input(deep)))
+    refused(answer, 400, "MalformedJSONError")
+    assert f"deeper than {webhook.MAX_DEPTH}" in answer.body["message"]
+    assert aws.receive() == []
+
+
+@pytest.mark.parametrize(
+    ("field", "escaped"),
+    [
+        ("id", "x\\ud800"),
+        ("jobId", "x\\udfff"),
+        ("job", "space:configure\\ud83d"),
+        ("jobId", "us_jb_\\u0000"),
+    ],
+    ids=["event-id-high-surrogate", "job-id-low-surrogate", "job-name-surrogate", "job-id-nul"],
+)
+def test_id_a_message_attribute_cannot_carry_is_422_and_not_queued(
+    post: Post, aws: AwsStack, field: str, escaped: str
+) -> None:
+    """A lone surrogate (or NUL) written as a JSON escape in an id that becomes an SQS attribute is refused."""
+    event = event_body("space:configure")
+    value = {"id": event["id"], "jobId": event["context"]["jobId"], "job": "space:configure"}[field]
+    body = compact(event).replace(f'"{field}":"{value}"'.encode(), f'"{field}":"{escaped}"'.encode(), 1)
+    assert body != compact(event)
+    refused(post(signed_as(body)), 422, "InvalidEventError")
+    assert aws.receive() == []
+
+
+@pytest.mark.parametrize(
+    "number",
+    [b"1e999", b"-1e999", b"NaN", b"Infinity", b"-Infinity", b"[1.5e400]"],
+    ids=["overflow", "negative-overflow", "nan", "infinity", "minus-infinity", "overflow-in-array"],
+)
+def test_non_standard_numbers_are_400(post: Post, aws: AwsStack, number: bytes) -> None:
+    """Numbers RFC 8259 does not have, or that overflow to infinity, answer 400 (never re-written and queued)."""
+    refused(post(signed_post(with_input(b'{"n":' + number + b"}"))), 400, "MalformedJSONError")
+    assert aws.receive() == []
+
+
+def test_duplicate_keys_are_400(post: Post, aws: AwsStack) -> None:
+    """An object with a key twice answers 400: another parser could read the signed bytes differently."""
+    event = event_body("space:configure")
+    body = compact(event).replace(b'"topic":"job:ready"', b'"topic":"job:ready","topic":"job:ready"', 1)
+    answer = post(signed_post(body))
+    refused(answer, 400, "MalformedJSONError")
+    assert "'topic'" in answer.body["message"]
+    assert aws.receive() == []
+
+
+def test_body_under_the_limit_whose_attributes_push_it_over_is_413(post: Post, aws: AwsStack) -> None:
+    """A body 10 bytes under the queue's limit is refused (413): its message attributes make it too big."""
+    from flatfile_stack.queues import MAX_MESSAGE_BYTES
+
+    shell = with_input(b'{"pad":""}')
+    body = shell.replace(b'"pad":""', b'"pad":"' + b"x" * (MAX_MESSAGE_BYTES - 10 - len(shell)) + b'"')
+    assert len(body) == MAX_MESSAGE_BYTES - 10
+    answer = post(signed_post(body))
+    refused(answer, 413, "PayloadTooLargeError")
+    assert str(MAX_MESSAGE_BYTES) in answer.body["message"]
+    assert aws.receive() == []
+
+
+def test_body_whose_message_just_fits_is_queued(post: Post, aws: AwsStack) -> None:
+    """The largest body whose message (body and attributes) fits the limit is accepted and queued whole."""
+    from flatfile_stack.queues import MAX_MESSAGE_BYTES
+
+    event = event_body("space:configure")
+    attributes = sum(
+        len(name) + len("String") + len(value)
+        for name, value in (
+            ("eventId", event["id"]),
+            ("jobId", event["context"]["jobId"]),
+            ("job", "space:configure"),
+        )
+    )
+    shell = compact({**event, "payload": {**event["payload"], "input": {"pad": ""}}})
+    pad = MAX_MESSAGE_BYTES - attributes - len(shell)
+    body = shell.replace(b'"pad":""', b'"pad":"' + b"x" * pad + b'"')
+    assert post(signed_post(body)).status == 202
+    [message] = aws.receive()
+    assert message["Body"].encode() == body
+
+
+# -- the one 5xx: what the receiver depends on failed ----------------------------------------------------
+
+
+class SqsDown(http.server.BaseHTTPRequestHandler):
+    """An SQS endpoint on loopback answering every call with a 503 (SQS's JSON protocol)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = b'{"__type":"com.amazonaws.sqs#ServiceUnavailable","message":"Service Unavailable"}'
+        self.send_response(503)
+        self.send_header("content-type", "application/x-amz-json-1.0")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def answering_503() -> Iterator[str]:
+    """The URL of a loopback server answering 503 to every request."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SqsDown)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def refusing_url() -> str:
+    """A loopback URL nothing listens on (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def invoke_raw(receiver: ModuleType, lambda_context: LocalContext, event: dict[str, Any]) -> dict[str, Any]:
+    """The receiver's response as Lambda returns it (headers included), whatever its status."""
+    point_logs_at_stdout()
+    response: dict[str, Any] = receiver.lambda_handler(event, lambda_context)
+    return response
+
+
+def assert_unavailable(response: dict[str, Any], out: str, reason: str) -> None:
+    """A 503 JSON answer with Retry-After, and an ERROR log line naming ``reason``."""
+    answer = answer_of(response)
+    assert (answer.status, answer.body["error"]) == (503, "ServiceUnavailable"), answer
+    assert answer.content_type == "application/json"
+    headers = {name.lower(): value for name, value in response["headers"].items()}
+    assert int(headers["retry-after"]) > 0
+    errors = [json.loads(line) for line in out.splitlines() if '"level":"ERROR"' in line]
+    assert len(errors) == 1, out
+    assert errors[0]["message"] == "Delivery not accepted: a dependency failed"
+    assert reason in errors[0]["exception"]
+
+
+@pytest.mark.parametrize("endpoint", ["503", "refused"])
+def test_queue_failing_answers_503_with_retry_after_and_logs_an_error(
+    stack_env: StackEnv,
+    load_app: Callable[[FunctionName], ModuleType],
+    lambda_context: LocalContext,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    answering_503: str,
+    endpoint: str,
+) -> None:
+    """SendMessage failing (SQS answers 503, or cannot be reached) answers 503 + Retry-After, never 202."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", answering_503 if endpoint == "503" else refusing_url())
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries would only slow the test
+    stack_env.only("receiver")
+    receiver = load_app("receiver")
+    response = invoke_raw(receiver, lambda_context, signed_post(event_body()))
+    out, _ = capsys.readouterr()
+    reason = "ServiceUnavailable" if endpoint == "503" else "EndpointConnectionError"
+    assert_unavailable(response, out, reason)
+    assert "SQS SendMessage failed" in answer_of(response).body["message"]
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SQS")
+    assert stack_env.aws.receive() == []
+
+
+def test_secrets_manager_unreachable_answers_503(
+    stack_env: StackEnv,
+    load_app: Callable[[FunctionName], ModuleType],
+    lambda_context: LocalContext,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signing secret cannot be read (Secrets Manager unreachable): 503 + Retry-After, nothing queued."""
+    from aws_lambda_powertools.utilities.parameters import base
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", refusing_url())
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    # Powertools keeps one Secrets Manager client per process: let it build one for this endpoint.
+    monkeypatch.delitem(base.DEFAULT_PROVIDERS, "secrets", raising=False)
+    stack_env.only("receiver")
+    receiver = load_app("receiver")
+    response = invoke_raw(receiver, lambda_context, signed_post(event_body()))
+    out, _ = capsys.readouterr()
+    assert_unavailable(response, out, "Could not connect to the endpoint URL")
+    assert "signing secret" in answer_of(response).body["message"]
+    assert stack_env.aws.receive() == []
+
+
+def test_signing_secret_missing_answers_503(
+    stack_env: StackEnv,
+    load_app: Callable[[FunctionName], ModuleType],
+    lambda_context: LocalContext,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WEBHOOK_SECRET_ID naming no secret (deleted, mistyped) answers 503 rather than accepting or crashing."""
+    stack_env.only("receiver")
+    monkeypatch.setenv("WEBHOOK_SECRET_ID", stack_env.aws.webhook_secret_arn + "-gone")
+    receiver = load_app("receiver")
+    response = invoke_raw(receiver, lambda_context, signed_post(event_body()))
+    out, _ = capsys.readouterr()
+    assert_unavailable(response, out, "ResourceNotFoundException")
+    assert stack_env.aws.receive() == []
 
 
 # -- nothing gives a 5xx -------------------------------------------------------------------------------
