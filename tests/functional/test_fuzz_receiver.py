@@ -11,18 +11,28 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import os
+import re
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from moto import mock_aws
 
 from flatfile_jobs import webhook
 from flatfile_jobs.testing import job_ready_event
+from flatfile_jobs.webhook import MAX_DEPTH
+from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_stack.queues import MAX_MESSAGE_BYTES, SqsJobQueue, message_size
+from flatfile_stack.runtime import Runtime, use_runtime
+from flatfile_stack.settings import Settings
 from jobs import listener as sample_listener
 
 from ._pipeline import (
@@ -32,6 +42,7 @@ from ._pipeline import (
     ReceiverUnderTest,
     http_event,
     isolated_stack,
+    load_app,
     receiver_under_test,
 )
 
@@ -274,3 +285,271 @@ def test_other_routes_answer_json_404_and_enqueue_nothing(
     assert status == 404
     assert answer["message"] == "Not found"
     assert receiver.drain() == []
+
+
+# -- hostile signed events through the receiver into SQS (moto) -------------------------------------------
+
+# Characters that break URLs, headers, logs, SQS or JSON parsers, and a few harmless ones.
+HOSTILE_ALPHABET = [
+    *"azAZ09_-:",
+    *"/.?#%&=+ \\\"'<>",
+    "\r",
+    "\n",
+    "\t",
+    "\x00",
+    "\x01",
+    "\x7f",
+    "\u0085",
+    "\u2028",
+    "\ufeff",
+    "\ufffe",
+    "\uffff",
+    "\ud800",
+    "\udbff",
+    "\udc00",
+    "\udfff",
+    "é",
+    "中",
+    "😀",
+]
+NUMBER_FORMS = [
+    "0",
+    "-0",
+    "1.5",
+    "-1e-7",
+    "1e308",
+    "1.7976931348623157e308",
+    "1e-400",
+    "12345678901234567890",
+]
+NOT_JSON_NUMBERS = ["1e999", "-1e999", "1E400", "NaN", "Infinity", "-Infinity"]
+# What SQS takes in a message body or attribute value (anything else: InvalidMessageContents).
+SQS_TEXT = re.compile("[\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+INPUT_MARK = "INPUT_PLACEHOLDER"
+PAD_MARK = "PAD_PLACEHOLDER"
+
+
+@dataclass(repr=False)
+class HostileCase:
+    """A signed job:ready with hostile parts, and what the receiver must do with it."""
+
+    body: bytes
+    queue_down: bool
+    expect: frozenset[int]
+    description: str
+
+    def __repr__(self) -> str:
+        return f"HostileCase({self.description}; body {self.body[:300]!r}…)"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+def _hostile_text(draw: st.DrawFn, usual: str) -> str:
+    """``usual`` half the time, else hostile characters after it or alone."""
+    if draw(st.booleans()):
+        return usual
+    tail = draw(st.text(alphabet=st.sampled_from(HOSTILE_ALPHABET), min_size=1, max_size=12))
+    return usual + tail if draw(st.booleans()) else tail
+
+
+def _as_parsed(text: str, *, escaped: bool) -> str:
+    """``text`` as a JSON parser reads it back: escaped surrogate pairs join into one character."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass") if escaped else text
+
+
+@st.composite
+def hostile_cases(draw: st.DrawFn) -> HostileCase:
+    """Hostile ids, nesting, number forms, surrogates, duplicate keys and sizes around the queue's limit."""
+    event = job_ready_event("space:configure", workbook_id="us_wb_fuzz")
+    event["id"] = _hostile_text(draw, event["id"])
+    event["context"]["jobId"] = _hostile_text(draw, event["context"]["jobId"])
+    event["payload"]["job"] = _hostile_text(draw, draw(st.sampled_from(["space:configure", "file:process"])))
+    event["payload"]["input"] = INPUT_MARK
+    event["pad"] = PAD_MARK
+    if draw(st.booleans()):
+        event = {"src": copy.deepcopy(event), **event, "_accessToken": ACCESS_TOKEN}
+    ascii_escapes = (
+        draw(st.integers(0, 3)) > 0
+    )  # False: ids go out as raw characters (lone surrogates: not UTF-8)
+    text = json.dumps(event, ensure_ascii=ascii_escapes, separators=(",", ":"))
+
+    levels = draw(
+        st.sampled_from([0, 0, 0, 0, 0, 0, 1, 2, MAX_DEPTH - 3, MAX_DEPTH - 2, MAX_DEPTH - 1, 1000])
+    )
+    bad_number = draw(st.integers(0, 5)) == 0
+    number = draw(st.sampled_from(NOT_JSON_NUMBERS if bad_number else NUMBER_FORMS))
+    opener, closer = draw(st.sampled_from([('{"a":', "}"), ("[", "]")]))
+    text = text.replace(f'"{INPUT_MARK}"', opener * levels + number + closer * levels)
+    duplicate = draw(st.integers(0, 7)) == 0
+    if duplicate:
+        text = '{"topic":"job:ready",' + text[1:]
+
+    encoded = text.encode("utf-8", errors="surrogatepass")
+    pads = text.count(PAD_MARK)
+    attributes = sum(len(name) + len("String") for name in ("eventId", "jobId", "job")) + sum(
+        len(str(value).encode("utf-8", errors="surrogatepass"))
+        for value in (event.get("src", event)["id"], event["context"]["jobId"], event["payload"]["job"])
+    )
+    target = draw(
+        st.sampled_from(
+            [0, 0, 0, LIMIT - attributes - 1, LIMIT - attributes, LIMIT - attributes + 1, LIMIT + 1]
+        )
+        | st.integers(LIMIT - attributes - 64, LIMIT)
+    )
+    fill = max(0, (target - (len(encoded) - pads * len(PAD_MARK))) // pads) if target else 0
+    body = encoded.replace(PAD_MARK.encode(), b"x" * fill)
+
+    sent_ids = (event.get("src", event)["id"], event["context"]["jobId"], event["payload"]["job"])
+    ids = tuple(_as_parsed(value, escaped=ascii_escapes) for value in sent_ids)
+    not_utf8 = not ascii_escapes and any(map(_lone_surrogate, ids))  # even a pair: UTF-8 has no surrogates
+    # The event object, payload (under src too in the forwarder's shape), then the input's own levels.
+    too_deep = (3 if "src" in event else 2) + levels > MAX_DEPTH
+    not_json = not_utf8 or too_deep or bad_number or duplicate
+    unqueueable_id = any(not SQS_TEXT.fullmatch(value) for value in ids)
+    if len(body) > LIMIT:
+        expect = {413}
+    elif not_json:
+        expect = {400}
+    elif unqueueable_id:
+        expect = {422}
+    else:  # 422 too: another check may hold ids to Flatfile's id shape
+        expect = {200, 202, 413, 422}
+    queue_down = draw(st.integers(0, 7)) == 0
+    if queue_down and 202 in expect:
+        expect = (expect - {202}) | {503}
+    description = (
+        f"{len(body)} bytes, depth {levels} ({opener}), number {number}, duplicate {duplicate}, "
+        f"escapes {ascii_escapes}, forwarder {'src' in event}, queue down {queue_down}, ids {ids!r}"
+    )
+    return HostileCase(body, queue_down, frozenset(expect), description)
+
+
+def _lone_surrogate(value: str) -> bool:
+    return any("\ud800" <= char <= "\udfff" for char in value)
+
+
+class _StrictJSONError(ValueError):
+    pass
+
+
+def _refuse(what: str) -> Any:
+    raise _StrictJSONError(what)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise _StrictJSONError("duplicate key")
+    return dict(pairs)
+
+
+def strict_json(text: str) -> Any:
+    """Parse ``text`` as RFC 8259 JSON: no NaN/Infinity, no overflowing number, no duplicate key."""
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if math.isinf(value):
+            raise _StrictJSONError(f"{number} overflows")
+        return value
+
+    return json.loads(text, parse_constant=_refuse, parse_float=finite, object_pairs_hook=_no_duplicates)
+
+
+@dataclass
+class SqsReceiver:
+    """The receiver app with a real SqsJobQueue on moto (or on a loopback port nothing answers)."""
+
+    app: ModuleType
+    sqs: Any
+    queue_url: str
+    up: Runtime
+    down: Runtime
+
+    def call(self, body: bytes, *, queue_down: bool) -> tuple[int, dict[str, str], Any]:
+        use_runtime(self.down if queue_down else self.up)
+        headers = {"content-type": "application/json", **webhook.sign(SECRET, body, msg_id="msg_fuzz")}
+        response = self.app.lambda_handler(http_event(body, headers), LocalContext("ReceiverFunction", 30.0))
+        out_headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+        assert out_headers.get("content-type", "").startswith("application/json"), response
+        return int(response["statusCode"]), out_headers, json.loads(response["body"])
+
+    def drain(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while batch := self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", []):
+            for message in batch:
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            messages.extend(batch)
+        return messages
+
+
+@pytest.fixture
+def sqs_receiver() -> Iterator[SqsReceiver]:
+    """A receiver whose queue is SQS (moto) with the template's MaximumMessageSize; ``down`` cannot connect."""
+    import boto3
+    from botocore.config import Config
+
+    with mock_aws(), isolated_stack():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(
+            QueueName="fuzz-jobs", Attributes={"MaximumMessageSize": str(MAX_MESSAGE_BYTES)}
+        )["QueueUrl"]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        unreachable = boto3.client(
+            "sqs",
+            region_name="us-east-1",
+            endpoint_url=nowhere,
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+
+        def runtime(queue: SqsJobQueue) -> Runtime:
+            return Runtime(
+                settings=Settings(),
+                queue=queue,
+                webhook_secrets=lambda: SECRET,
+                api_token=lambda: "unused",
+                listener=sample_listener,
+            )
+
+        up, down = runtime(SqsJobQueue(url, client=sqs)), runtime(SqsJobQueue(url, client=unreachable))
+        use_runtime(up)
+        yield SqsReceiver(load_app("receiver"), sqs, url, up, down)
+
+
+@FUZZ
+@given(case=hostile_cases())
+def test_hostile_signed_events_never_crash_and_never_queue_what_sqs_or_json_refuse(
+    sqs_receiver: SqsReceiver, case: HostileCase
+) -> None:
+    """Hostile ids, depth, numbers, surrogates, sizes: only 2xx/4xx JSON (503 only with the queue down), and
+    every queued message is UTF-8, strict JSON, SQS-safe, within the queue's limit, with the event's ids."""
+    status, headers, answer = sqs_receiver.call(case.body, queue_down=case.queue_down)
+    messages = sqs_receiver.drain()
+    event(f"status {status}")
+    assert status in case.expect, (status, answer, case.description)
+    assert isinstance(answer, dict)
+    if status >= 400:
+        assert isinstance(answer["error"], str)
+        assert isinstance(answer["message"], str)
+    if status == 503:
+        assert int(headers["retry-after"]) > 0
+    assert len(messages) == (1 if status == 202 else 0), case.description
+    for message in messages:
+        body = message["Body"]
+        body.encode("utf-8")  # strict: a lone surrogate raises
+        assert SQS_TEXT.fullmatch(body), ascii(body[:300])
+        queued = strict_json(body)
+        attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
+        assert attributes == {
+            "eventId": queued["id"],
+            "jobId": queued["context"]["jobId"],
+            "job": queued["payload"]["job"],
+        }
+        assert all(SQS_TEXT.fullmatch(value) for value in attributes.values())
+        sent = {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()}
+        assert message_size(body, sent) <= MAX_MESSAGE_BYTES
+        assert answer == {"status": "accepted", "jobId": queued["context"]["jobId"], "eventId": queued["id"]}
+        assert ACCESS_TOKEN not in body
