@@ -89,12 +89,30 @@ class _Handler(BaseHTTPRequestHandler):
     def do_OPTIONS(self) -> None:
         self._forward()
 
+    def _content_length(self) -> int | None:
+        """The request's Content-Length (0 when absent), or ``None`` when it is not one non-negative integer."""
+        values = {value.strip() for value in self.headers.get_all("content-length") or []}
+        if not values:
+            return 0
+        if len(values) > 1:
+            return None
+        (value,) = values
+        return int(value) if value.isascii() and value.isdigit() else None
+
     def _forward(self) -> None:
         started = time.perf_counter()
-        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+        # Each refusal below leaves body bytes unread: the connection is closed so they are never
+        # taken for the next request.
+        if self.headers.get("transfer-encoding") is not None:
+            self.close_connection = True
             self._reply(411, {}, b'{"message":"Length Required"}', started)
             return
-        length = int(self.headers.get("content-length") or 0)
+        length = self._content_length()
+        if length is None:
+            self.close_connection = True
+            message = b'{"message":"Bad Request: Content-Length must be one non-negative integer"}'
+            self._reply(400, {}, message, started)
+            return
         if length > MAX_REQUEST_BYTES:
             self.close_connection = True
             self._reply(413, {}, b'{"message":"Request Entity Too Large"}', started)
@@ -128,6 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
         for cookie in cookies if isinstance(cookies, list) else []:
             self.send_header("set-cookie", str(cookie))
         self.send_header("content-length", str(len(body)))
+        if self.close_connection:
+            self.send_header("connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
