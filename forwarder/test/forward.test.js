@@ -163,3 +163,16 @@ test('an unreachable server: network errors up to the default 5 attempts, then o
   assert.equal(logger.errors.length, 1)
   assert.match(logger.errors[0], new RegExp(EVENT.id))
 })
+
+test('forward() refuses an id that cannot be a header before any request (no retries)', async (t) => {
+  const server = await startServer((req, res) => reply(res, 204))
+  t.after(server.close)
+  for (const id of ['us_evt_1\r\nx', 'us_evt_日本', '', undefined]) {
+    await assert.rejects(run(server, { id }), (error) => {
+      assert.equal(error.name, 'TypeError')
+      assert.match(error.message, /^the event id [\x20-\x7e]* cannot be a webhook-id header$/)
+      return true
+    })
+  }
+  assert.equal(server.requests.length, 0)
+})

@@ -232,3 +232,42 @@ test('a secrets lookup that throws falls back to the environment', async (t) => 
   const event = { src: jobReadyEvent(), secrets: () => { throw new Error(`boom ${TOKEN}`) } }
   assert.equal((await createJobReadyHandler({ env, logger: logger() })(event)).ok, true)
 })
+
+const UNSENDABLE_IDS = {
+  'CR/LF (log and header injection)': 'us_evt_1\r\n[flatfile-jobs-forwarder] event us_evt_2 delivered',
+  'non-Latin-1': 'us_evt_日本',
+  'Latin-1 but not ASCII': 'us_evt_café',
+  'a space': 'us_evt_1 2',
+  'NUL': 'us_evt_\u0000',
+  'too long': `us_evt_${'x'.repeat(300)}`,
+  'a number': 12345
+}
+
+for (const [name, id] of Object.entries(UNSENDABLE_IDS)) {
+  test(`an event id with ${name} is refused once, without a request, and logged escaped`, async (t) => {
+    const server = await flatfileAndReceiver()
+    t.after(server.close)
+    const env = { JOBS_WEBHOOK_URL: `${server.url}/hook`, JOBS_WEBHOOK_SECRET: SECRET }
+    const log = logger()
+    const sleeps = []
+    const handler = createJobReadyHandler({ env, logger: log, sleep: async (ms) => { sleeps.push(ms) } })
+    assert.equal(await handler(wrapper({ ...jobReadyEvent(), id })), null)
+    assert.equal(server.requests.length, 0, 'no request was attempted')
+    assert.deepEqual(sleeps, [], 'nothing was retried')
+    assert.equal(log.errors.length, 1)
+    assert.match(log.errors[0], /not forwarded: the event id is not 1-256 printable ASCII characters/)
+    assert.match(log.errors[0], /^[\x20-\x7e]*$/, 'the log line is one line of printable ASCII')
+    if (String(id).includes('\n')) assert.ok(log.errors[0].includes('us_evt_1\\u000d\\u000a[flatfile-jobs'))
+    assert.deepEqual(log.logs, [])
+  })
+}
+
+test('an event id at the limits of what is sendable is forwarded', async (t) => {
+  const server = await flatfileAndReceiver()
+  t.after(server.close)
+  const env = { JOBS_WEBHOOK_URL: `${server.url}/hook`, JOBS_WEBHOOK_SECRET: SECRET }
+  const id = `us_evt_${'~!'.repeat(124)}`.slice(0, 256)
+  const result = await createJobReadyHandler({ env, logger: logger() })(wrapper({ ...jobReadyEvent(), id }))
+  assert.equal(result.ok, true)
+  assert.equal(server.posts()[0].headers['webhook-id'], id)
+})
