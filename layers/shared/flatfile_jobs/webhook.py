@@ -38,7 +38,6 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from ._events import FlatfileEvent
     from ._listener import FlatfileListener
 
 __all__ = [
@@ -323,10 +322,13 @@ def _parse(body: bytes) -> tuple[str, Any]:
         raise MalformedJSONError("the body is not valid UTF-8 JSON") from exc
 
 
-def _require_queueable(event: FlatfileEvent) -> None:
+def _require_queueable(event: Mapping[str, Any]) -> None:
     """The ids that become SQS message attributes hold only characters SQS takes (no lone surrogate)."""
-    for name, value in (("id", event.id), ("context.jobId", event.job_id), ("payload.job", event.job)):
-        if not value or not _QUEUE_TEXT.fullmatch(value):
+    values = (event["id"], event["context"]["jobId"], event["payload"]["job"])
+    if "".join(values).isprintable():  # the usual case, in C: printable characters are all SQS-safe
+        return
+    for name, value in zip(("id", "context.jobId", "payload.job"), values, strict=True):
+        if not _QUEUE_TEXT.fullmatch(value):
             raise InvalidEventError(
                 f"event.{name} holds a character a queue cannot carry (a lone surrogate or a control character)"
             )
@@ -371,7 +373,7 @@ def receive(
         raise InvalidEventError("the body must be a JSON object")
     event = raw_event(parsed)
     view = require_job_ready(event)
-    _require_queueable(view)
+    _require_queueable(event)
     if policy.allowed_environments and view.environment_id not in policy.allowed_environments:
         raise ForbiddenEnvironmentError("events from this Flatfile environment are not accepted")
     if not listener.matches(event):

@@ -49,10 +49,11 @@ def _attributes(delivery: Delivery) -> dict[str, dict[str, str]]:
 
 def message_size(body: str, attributes: dict[str, dict[str, str]]) -> int:
     """The bytes SQS counts against ``MaximumMessageSize``: the body and each attribute's name, type and value."""
-    return len(body.encode()) + sum(
-        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
-        for name, value in attributes.items()
-    )
+    size = len(body) if body.isascii() else len(body.encode())
+    for name, value in attributes.items():
+        text = name + value["DataType"] + value["StringValue"]
+        size += len(text) if text.isascii() else len(text.encode())
+    return size
 
 
 def _fitting_attributes(delivery: Delivery) -> dict[str, dict[str, str]]:
