@@ -670,12 +670,12 @@ def test_secrets_manager_unreachable_answers_503(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The signing secret cannot be read (Secrets Manager unreachable): 503 + Retry-After, nothing queued."""
-    from aws_lambda_powertools.utilities.parameters import base
+    from aws_lambda_powertools.utilities.parameters import constants
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", refusing_url())
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     # Powertools keeps one Secrets Manager client per process: let it build one for this endpoint.
-    monkeypatch.delitem(base.DEFAULT_PROVIDERS, "secrets", raising=False)
+    monkeypatch.delitem(constants.DEFAULT_PROVIDERS, "secrets", raising=False)
     stack_env.only("receiver")
     receiver = load_app("receiver")
     response = invoke_raw(receiver, lambda_context, signed_post(event_body()))

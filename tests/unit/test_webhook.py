@@ -282,7 +282,7 @@ def depth(value: object) -> int:
         lambda children: (
             st.lists(children, max_size=3)
             | st.dictionaries(JSON_LEAVES.filter(lambda leaf: isinstance(leaf, str)), children, max_size=3)
-        ),  # type: ignore[arg-type]
+        ),
         max_leaves=8,
     ),
     wrappers=st.lists(st.sampled_from(["list", "dict"]), max_size=MAX_DEPTH + 4),
