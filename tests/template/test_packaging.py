@@ -118,7 +118,9 @@ def test_layer_lock_pins_the_declared_versions(layer_lock: dict[NormalizedName, 
         assert layer_lock[canonicalize_name(requirement.name)].version == spec.version, requirement
 
 
-def test_layer_lock_is_the_closure_of_the_declared_dependencies(layer_lock: dict[NormalizedName, Pin]) -> None:
+def test_layer_lock_is_the_closure_of_the_declared_dependencies(
+    layer_lock: dict[NormalizedName, Pin],
+) -> None:
     """The lock holds what the declared dependencies need on Lambda, nothing missing and nothing left over."""
     locked = {
         name: pin.version
