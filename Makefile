@@ -1,26 +1,45 @@
 # The README's first two commands: `make demo` and `make test`. Both build .venv from nothing.
-PYTHON ?= python3
+# .venv runs Python 3.13, Lambda's runtime: PYTHON=/path/to/python3.13 if given, else scripts/find-python finds one
+# (python3.13 on PATH, pyenv, uv). A .venv built with another Python is built anew.
+PYTHON ?=
+PYTHON_VERSION := 3.13
+FIND_PYTHON = "$$(PYTHON='$(PYTHON)' scripts/find-python)"
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VENV_PYTHON_VERSION := $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
-export PYENV_VERSION := 3.11.7:3.12.1:3.13.0
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_VERSION := 3.3.30
+UV ?= $(BIN)/uv
+# Locks: hashed, for Lambda's Python on any platform (`make lock` keeps current pins; LOCK_ARGS=--upgrade moves them).
+LOCK := $(UV) pip compile --universal --python-version $(PYTHON_VERSION) --generate-hashes \
+	--custom-compile-command "make lock" --quiet $(LOCK_ARGS)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: demo test lint typecheck pytest node-test build validate bench chaos events clean
+ifneq ($(VENV_PYTHON_VERSION),$(PYTHON_VERSION))
+.PHONY: $(STAMP)
+endif
 
+.PHONY: demo test lint typecheck pytest node-test build validate scan lock bench chaos events clean
+
+# Installs the locks (requirements-dev.txt holds the layer's pins too), then the project itself.
 $(STAMP): pyproject.toml requirements-dev.txt layers/shared/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt -e .
+	@if [ -d $(VENV) ] && [ "$(VENV_PYTHON_VERSION)" != "$(PYTHON_VERSION)" ]; then \
+		echo "$(VENV) runs Python $(or $(VENV_PYTHON_VERSION),?), not $(PYTHON_VERSION): building it anew"; \
+		rm -rf $(VENV); fi
+	@python=$(FIND_PYTHON) && echo "$(VENV): $$python" && "$$python" -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/flatfile-jobs demo
 
-test: lint typecheck build node-test pytest
+test: lint typecheck build scan node-test pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -35,16 +54,30 @@ pytest: $(STAMP)
 node-test: $(STAMP)
 	cd forwarder && npm ci --silent --no-audit --no-fund && PYTHON=$(abspath $(BIN)/python) npm test
 
-$(SAM): 
-	$(PYTHON) -m venv $(SAM_VENV)
+$(SAM):
+	@python=$(FIND_PYTHON) && "$$python" -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_VERSION)
 
 validate: $(STAMP) $(SAM)
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
 
+# BuildMethod python3.13 needs python3.13 on PATH: .venv's.
 build: validate
-	$(SAM) build --region us-east-1
+	PATH="$(abspath $(BIN)):$$PATH" $(SAM) build --region us-east-1
+
+$(CHECKOV):
+	@python=$(FIND_PYTHON) && "$$python" -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
+# Security scan of template.yaml; .checkov.yaml lists each skipped check with its reason.
+scan: $(CHECKOV)
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV) --config-file .checkov.yaml
+
+# Regenerates the hashed locks from pyproject.toml's dependencies and requirements-dev.in.
+lock: $(STAMP)
+	$(LOCK) pyproject.toml -o layers/shared/requirements.txt
+	$(LOCK) requirements-dev.in pyproject.toml -c layers/shared/requirements.txt -o requirements-dev.txt
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -56,4 +89,4 @@ events: $(STAMP)
 	$(BIN)/flatfile-jobs sign-events events
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache forwarder/node_modules
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .ruff_cache forwarder/node_modules

@@ -1,26 +1,178 @@
-"""The layer's pinned runtime dependencies are the package's: what the tests run is what Lambda gets."""
+"""The layer ships exactly the locked dependencies, and the lock is the closure of the declared ones.
+
+pyproject.toml declares the layer's runtime dependencies (pinned exactly); ``make lock`` (uv) compiles them and
+everything they need into layers/shared/requirements.txt with hashes, which ``sam build`` installs. The dev lock
+(requirements-dev.txt, which .venv installs) is compiled from requirements-dev.in and the same declaration, so
+the tests run the very versions Lambda gets.
+"""
 
 from __future__ import annotations
 
+import re
 import tomllib
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
+import pytest
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
 ROOT = Path(__file__).resolve().parents[2]
+LAYER_LOCK = ROOT / "layers/shared/requirements.txt"
+DEV_LOCK = ROOT / "requirements-dev.txt"
+DEV_INPUT = ROOT / "requirements-dev.in"
+
+# Marker values of Lambda's python3.13 runtime on arm64 (the layer's BuildArchitecture).
+LAMBDA_ENVIRONMENT = {
+    "implementation_name": "cpython",
+    "implementation_version": "3.13.0",
+    "os_name": "posix",
+    "platform_machine": "aarch64",
+    "platform_python_implementation": "CPython",
+    "platform_release": "",
+    "platform_system": "Linux",
+    "platform_version": "",
+    "python_full_version": "3.13.0",
+    "python_version": "3.13",
+    "sys_platform": "linux",
+}
 
 
-def _layer_pins() -> set[str]:
-    lines = (ROOT / "layers/shared/requirements.txt").read_text().splitlines()
-    return {line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")}
+@dataclass(frozen=True)
+class Pin:
+    name: NormalizedName
+    version: str
+    marker: Marker | None
+    hashes: tuple[str, ...]
 
 
-def test_layer_requirements_equal_the_project_dependencies() -> None:
-    """pyproject.toml's dependencies and layers/shared/requirements.txt name the same pins."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert set(project["dependencies"]) == _layer_pins()
+def parse_lock(text: str) -> dict[NormalizedName, Pin]:
+    """A pip requirements file with ``\\`` continuations: each entry's pin, marker and hashes."""
+    pins: dict[NormalizedName, Pin] = {}
+    entries = re.sub(r"\\\n", " ", text).splitlines()
+    for entry in entries:
+        line = entry.split("#", 1)[0].strip()
+        if not line:
+            continue
+        hashes = tuple(re.findall(r"--hash=(sha256:[0-9a-f]{64})", line))
+        requirement = Requirement(re.sub(r"\s*--hash=\S+", "", line))
+        (spec,) = requirement.specifier
+        assert spec.operator == "==", line
+        name = canonicalize_name(requirement.name)
+        assert name not in pins, f"{name} locked twice"
+        pins[name] = Pin(name, spec.version, requirement.marker, hashes)
+    return pins
 
 
-def test_every_layer_dependency_is_pinned_exactly() -> None:
-    """Each runtime dependency is pinned with == (a deploy never picks up a surprise release)."""
-    pins = _layer_pins()
-    assert pins
-    assert all("==" in pin and not any(op in pin for op in (">", "<", "~", "*")) for pin in pins)
+def declared() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [Requirement(text) for text in project["dependencies"]]
+
+
+def closure(roots: list[Requirement], environment: dict[str, str]) -> dict[NormalizedName, str]:
+    """Every distribution ``roots`` need in ``environment``, by the metadata of the installed ones."""
+    needed: dict[NormalizedName, str] = {}
+    todo = [(requirement, frozenset(requirement.extras)) for requirement in roots]
+    while todo:
+        requirement, extras = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in needed:
+            continue
+        needed[name] = metadata.version(name)
+        for text in metadata.requires(name) or []:
+            dependency = Requirement(text)
+            marker = dependency.marker
+            if marker is None or any(
+                marker.evaluate({**environment, "extra": extra}) for extra in {"", *extras}
+            ):
+                todo.append((dependency, frozenset(dependency.extras)))
+    return needed
+
+
+@pytest.fixture(scope="module")
+def layer_lock() -> dict[NormalizedName, Pin]:
+    return parse_lock(LAYER_LOCK.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def dev_lock() -> dict[NormalizedName, Pin]:
+    return parse_lock(DEV_LOCK.read_text(encoding="utf-8"))
+
+
+def test_every_declared_dependency_is_pinned_exactly() -> None:
+    """Each runtime dependency in pyproject.toml is pinned with == (a deploy never picks up a surprise release)."""
+    requirements = declared()
+    assert requirements
+    for requirement in requirements:
+        (spec,) = requirement.specifier
+        assert spec.operator == "==", requirement
+        assert requirement.marker is None, requirement
+
+
+def test_layer_lock_pins_the_declared_versions(layer_lock: dict[NormalizedName, Pin]) -> None:
+    """Every dependency pyproject.toml declares is in the layer's lock at the declared version."""
+    for requirement in declared():
+        (spec,) = requirement.specifier
+        assert layer_lock[canonicalize_name(requirement.name)].version == spec.version, requirement
+
+
+def test_layer_lock_is_the_closure_of_the_declared_dependencies(
+    layer_lock: dict[NormalizedName, Pin],
+) -> None:
+    """The lock holds what the declared dependencies need on Lambda, nothing missing and nothing left over."""
+    locked = {
+        name: pin.version
+        for name, pin in layer_lock.items()
+        if pin.marker is None or pin.marker.evaluate({**LAMBDA_ENVIRONMENT, "extra": ""})
+    }
+    assert closure(declared(), LAMBDA_ENVIRONMENT) == locked
+
+
+def test_every_locked_distribution_is_hashed(
+    layer_lock: dict[NormalizedName, Pin], dev_lock: dict[NormalizedName, Pin]
+) -> None:
+    """pip installs the locks in hash-checking mode: every entry carries its files' sha256."""
+    for pin in [*layer_lock.values(), *dev_lock.values()]:
+        assert pin.hashes, pin.name
+
+
+def test_tests_run_the_versions_the_layer_ships(
+    layer_lock: dict[NormalizedName, Pin], dev_lock: dict[NormalizedName, Pin]
+) -> None:
+    """The dev lock (what .venv installs) pins every layer dependency at the layer's version."""
+    for name, pin in layer_lock.items():
+        assert dev_lock[name].version == pin.version, name
+        assert metadata.version(name) == pin.version, f"{name}: .venv is not installed from the lock"
+
+
+def test_dev_lock_pins_the_declared_tools(dev_lock: dict[NormalizedName, Pin]) -> None:
+    """Every tool requirements-dev.in pins is in requirements-dev.txt at that version."""
+    lines = [line.split("#", 1)[0].strip() for line in DEV_INPUT.read_text(encoding="utf-8").splitlines()]
+    tools = [Requirement(line) for line in lines if line]
+    assert tools
+    for tool in tools:
+        (spec,) = tool.specifier
+        assert spec.operator == "==", tool
+        assert dev_lock[canonicalize_name(tool.name)].version == spec.version, tool
+
+
+def test_lock_parser_reads_markers_and_hashes() -> None:
+    """The parser behind these checks keeps each entry's version, marker and every hash."""
+    text = (
+        "# header\n"
+        "Foo_Bar==1.2 ; sys_platform == 'win32' \\\n"
+        f"    --hash=sha256:{'a' * 64} \\\n"
+        f"    --hash=sha256:{'b' * 64}\n"
+        "    # via x\n"
+        "baz==3\n"
+    )
+    pins = parse_lock(text)
+    assert set(pins) == {"foo-bar", "baz"}
+    assert pins[canonicalize_name("foo-bar")].version == "1.2"
+    assert pins[canonicalize_name("foo-bar")].hashes == (f"sha256:{'a' * 64}", f"sha256:{'b' * 64}")
+    marker = pins[canonicalize_name("foo-bar")].marker
+    assert marker is not None
+    assert not marker.evaluate(LAMBDA_ENVIRONMENT)
+    assert pins[canonicalize_name("baz")].hashes == ()

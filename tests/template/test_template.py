@@ -26,14 +26,9 @@ SAMCONFIG_PATH = ROOT / "samconfig.toml"
 
 Template = dict[str, Any]
 
-# SAM policy templates the functions may use: each grants a fixed list of actions on the one resource it
-# is given (none of them expands to a "*" action).
-ALLOWED_POLICY_TEMPLATES = {
-    "SQSSendMessagePolicy",
-    "SQSPollerPolicy",
-    "DynamoDBCrudPolicy",
-    "AWSSecretsManagerGetSecretValuePolicy",
-}
+# The one SAM policy template the functions use: exactly secretsmanager:GetSecretValue on the secret it is given.
+# (SQSSendMessagePolicy grants sqs:SendMessage*, SQSPollerPolicy and DynamoDBCrudPolicy actions no code calls.)
+ALLOWED_POLICY_TEMPLATES = {"AWSSecretsManagerGetSecretValuePolicy"}
 # Env var names the library reads a plain token from: the stack must never set them (secrets are read at
 # run time from Secrets Manager through *_SECRET_ID instead).
 PLAIN_SECRET_ENV_NAMES = {"FLATFILE_API_KEY", "FLATFILE_BEARER_TOKEN", "WEBHOOK_SECRET"}
@@ -408,36 +403,18 @@ def test_no_iam_statement_grants_a_wildcard_action(template: Template) -> None:
         if key in {"Action", "NotAction"}
         for action in (value if isinstance(value, list) else [value])
     ]
+    assert actions
     assert all(isinstance(a, str) and a != "*" and not a.endswith(":*") for a in actions), actions
-    assert not of_type(template["Resources"], "AWS::IAM::Role")
-    assert not of_type(template["Resources"], "AWS::IAM::Policy")
 
 
-def test_functions_use_least_privilege_policy_templates(resources: dict[str, Any]) -> None:
-    expected = {
-        "ReceiverFunction": [
-            {"SQSSendMessagePolicy": {"QueueName": get_att("JobQueue", "QueueName")}},
-            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": ref("WebhookSigningSecret")}},
-        ],
-        "WorkerFunction": [
-            {"DynamoDBCrudPolicy": {"TableName": ref("IdempotencyTable")}},
-            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": ref("FlatfileApiKeySecret")}},
-            {"SQSPollerPolicy": {"QueueName": get_att("JobQueue", "QueueName")}},
-        ],
-        "DeadLetterFunction": [
-            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": ref("FlatfileApiKeySecret")}},
-        ],
-        "PollerFunction": [
-            {"SQSSendMessagePolicy": {"QueueName": get_att("JobQueue", "QueueName")}},
-            {"DynamoDBCrudPolicy": {"TableName": ref("IdempotencyTable")}},
-            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": ref("FlatfileApiKeySecret")}},
-        ],
-    }
+def test_functions_use_no_broad_policy_template(resources: dict[str, Any]) -> None:
+    """Policies are statements or exact policy templates; the expanded roles are checked in test_permissions."""
     for name, function in functions(resources).items():
-        policies = function["Properties"]["Policies"]
-        assert all(isinstance(p, dict) and set(p) <= ALLOWED_POLICY_TEMPLATES for p in policies), name
-        assert policies == expected[name], name
-        assert "Role" not in function["Properties"], name
+        props = function["Properties"]
+        assert ("Role" in props) != ("Policies" in props), f"{name}: SAM ignores Policies next to a Role"
+        for policy in props.get("Policies", []):
+            assert isinstance(policy, dict), f"{name}: managed policy {policy}"
+            assert set(policy) <= ALLOWED_POLICY_TEMPLATES | {"Version", "Statement"}, name
 
 
 # ------------------------------------------------------------------------------------------------ state
