@@ -198,7 +198,7 @@ class Store:
             return copy.deepcopy(job)
 
     def finish_job(self, job_id: str, status: str, body: object) -> JSONDict:
-        """``POST /jobs/{jobId}/complete`` (status ``complete``) or ``/fail`` (status ``failed``)."""
+        """``POST /jobs/{jobId}/complete`` (status ``complete``, progress 100) or ``/fail`` (status ``failed``)."""
         fields = object_body(body)
         check_fields(fields)
         with self.lock:
@@ -208,6 +208,8 @@ class Store:
             if job["status"] in _TERMINAL:
                 raise ApiError(400, f"Job is already {job['status']}")
             job["status"] = status
+            if status == "complete":  # the API's complete job reads progress 100 (flatfile-node's Job example)
+                job["progress"] = 100
             job["outcome"] = fields.get("outcome", job["outcome"])
             job["info"] = fields.get("info", job["info"])
             job["updatedAt"] = job["finishedAt"] = self.now()
