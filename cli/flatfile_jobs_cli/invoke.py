@@ -81,7 +81,7 @@ def _prepare(
     if stack.fake is not None:
         ensure_jobs(stack.fake, events_in(event, function))
         if function == "poller" and raw is not None:
-            stack.fake.add_event(raw)
+            stack.fake.add_event({**raw, "createdAt": None})  # created now: inside the poller's window
         elif function == "poller":
             for job in SAMPLE_JOBS:
                 stack.fake.create_job_event(job, environment_id=stack.options.environment_id)
