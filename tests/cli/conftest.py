@@ -57,3 +57,32 @@ def fake() -> Iterator[FakeFlatfile]:
     """A fake Flatfile API of this test's own."""
     with FakeFlatfile(seed=7) as server:
         yield server
+
+
+@pytest.fixture
+def jobs_copy(tmp_path: Path) -> Iterator[Path]:
+    """A copy of the app's ``jobs`` package that this test may edit, imported instead of the real one.
+
+    The copy's folder goes first on ``sys.path`` and ``jobs`` leaves ``sys.modules``; both are put back after.
+    """
+    import shutil
+    import sys
+
+    folder = tmp_path / "handlers"
+    package = folder / "jobs"
+    shutil.copytree(
+        ROOT / "layers" / "shared" / "jobs", package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    saved = {
+        name: module for name, module in sys.modules.items() if name == "jobs" or name.startswith("jobs.")
+    }
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(folder))
+    try:
+        yield package
+    finally:
+        sys.path.remove(str(folder))
+        for name in [name for name in sys.modules if name == "jobs" or name.startswith("jobs.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)

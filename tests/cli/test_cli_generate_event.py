@@ -68,7 +68,9 @@ def test_sign_reads_the_secret_from_the_environment(
     assert not any(name.startswith("webhook-") for name in unsigned["headers"])
 
 
-def test_a_dead_letter_event_is_the_record_from_the_dead_letter_queue(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_dead_letter_event_is_the_record_from_the_dead_letter_queue(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """dead-letter: the record names the queue it was redriven from, so it is detected as the DLQ's."""
     event = generate(capsys, "dead-letter", "file:process")
     (record,) = event["Records"]
