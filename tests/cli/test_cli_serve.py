@@ -208,22 +208,6 @@ def test_bad_flags_are_one_line_errors(
     assert err.count("\n") == 1
 
 
-SHEET_EXPORT = """
-from flatfile_jobs import JobCompleteDetails, JobOutcome, job_handler
-
-
-def export(event, tick):
-    tick(40, "Exporting the sheet...")
-    return JobCompleteDetails(outcome=JobOutcome(heading="Export ready", message="Exported v1."))
-
-
-plugin = job_handler("sheet:export", export)
-"""
-REGISTER_SHEET_EXPORT = (
-    "\nfrom . import sheet_export as _sheet_export\n\nlistener.use(_sheet_export.plugin)\n"
-)
-
-
 def test_progress_updates_and_the_outcome_are_printed_as_the_fake_receives_them(
     start: Callable[..., Served],
 ) -> None:
@@ -286,15 +270,13 @@ def test_a_changed_handler_is_used_by_the_next_job(start: Callable[..., Served],
 
 
 def test_a_handler_module_added_while_serving_gets_its_jobs(
-    start: Callable[..., Served], jobs_copy: Path
+    start: Callable[..., Served], add_sheet_export: Callable[[], None]
 ) -> None:
     """A job no handler wants is ignored; add a module (and register it) and the next one is accepted and run."""
     served = start("--secret", SECRET)
     before = served.post(job_ready_event("sheet:export"))
     assert (before.status_code, before.json()["status"]) == (200, "ignored")
-    (jobs_copy / "sheet_export.py").write_text(SHEET_EXPORT)
-    with (jobs_copy / "__init__.py").open("a") as init:
-        init.write(REGISTER_SHEET_EXPORT)
+    add_sheet_export()
     event = job_ready_event("sheet:export")
     job_id = event["context"]["jobId"]
     after = served.post(event)
