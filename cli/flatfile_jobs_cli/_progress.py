@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from flatfile_jobs.testing._store import MISSING_JOB
+
 from ._common import Style
 
 if TYPE_CHECKING:
@@ -180,12 +182,16 @@ class TickPrinter:
         fake: The fake Flatfile API the functions talk to.
         out: Where to print.
         interval: Seconds between reads of the log.
+        outcomes: Print each job's outcome too when it completes or fails (when nothing else reports it).
     """
 
-    def __init__(self, fake: FakeFlatfile, out: TextIO, *, interval: float = 0.05) -> None:
+    def __init__(
+        self, fake: FakeFlatfile, out: TextIO, *, interval: float = 0.05, outcomes: bool = False
+    ) -> None:
         self.fake = fake
         self.out = out
         self.interval = interval
+        self.outcomes = outcomes
         self.style = Style(out)
         self._seen: set[int] = set()
         self._shown: dict[str, tuple[int, str]] = {}
@@ -235,15 +241,29 @@ class TickPrinter:
                 job_id, action = match[1], match[2]
                 if action != "ack":
                     self._finishes[job_id] = self._finishes.get(job_id, 0) + 1
+                    if self.outcomes:
+                        self._outcome(job_id)
                     continue
                 self._tick(job_id, request.body if isinstance(request.body, dict) else {})
             self.out.flush()
+
+    def _name(self, job_id: str) -> str:
+        job = self.fake.jobs.get(job_id) or {}
+        name = f"{job.get('type')}:{job.get('operation')}"
+        return name if job.get("type") and name != MISSING_JOB else "job"
+
+    def _outcome(self, job_id: str) -> None:
+        job = self.fake.job(job_id)
+        summary, more = describe_outcome(job)
+        paint = self.style.green if job["status"] == "complete" else self.style.red
+        self.out.write(f"outcome  {self._name(job_id)} {job_id}: {paint(str(job['status']))}  {summary}\n")
+        self.out.write("".join(f"         {line}\n" for line in more))
 
     def _tick(self, job_id: str, body: dict[str, Any]) -> None:
         progress, info = self._shown.get(job_id, (0, ""))
         progress = int(body["progress"]) if isinstance(body.get("progress"), int) else progress
         info = str(body["info"]) if body.get("info") is not None else info
         self._shown[job_id] = (progress, info)
-        job = self.fake.jobs.get(job_id) or {}
-        name = f"{job.get('type')}:{job.get('operation')}" if job.get("type") else "job"
-        self.out.write(f"progress {name} {job_id} {self.style.yellow(f'{progress:>3}%')}  {info}\n")
+        self.out.write(
+            f"progress {self._name(job_id)} {job_id} {self.style.yellow(f'{progress:>3}%')}  {info}\n"
+        )
