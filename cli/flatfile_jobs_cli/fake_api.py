@@ -67,16 +67,16 @@ def fake_api(
     with fake, TickPrinter(fake, out, outcomes=True):
         port = fake.url.rsplit(":", 1)[1]
         local = f"http://127.0.0.1:{port}"
-        docker = (
-            f"http://host.docker.internal:{port}"
+        reach = (
+            f"(this machine), {style.cyan(f'http://host.docker.internal:{port}')} (Docker containers)"
             if args.host != "127.0.0.1"
-            else "(not reachable: --host 0.0.0.0)"
+            else "(this machine; pass --host 0.0.0.0 to let Docker containers in)"
         )
         out.write(
             "\n".join(
                 [
                     style.bold("flatfile-jobs fake-api") + " - the fake Flatfile API for local runs",
-                    f"  FLATFILE_API_URL  {style.cyan(local)} (this machine), {style.cyan(docker)} (Docker)",
+                    f"  FLATFILE_API_URL  {style.cyan(local)} {reach}",
                     f"  FLATFILE_API_KEY  {args.token}",
                     "  Jobs              created on first use, 'ready'",
                     "",

@@ -200,4 +200,4 @@ def test_fake_api_banner_names_both_addresses(fake_api_running: FakeApi) -> None
     port = fake_api_running.fake.url.rsplit(":", 1)[1]
     assert f"http://127.0.0.1:{port}" in out
     assert "FLATFILE_API_KEY  sk_test_fake" in out
-    assert "(not reachable: --host 0.0.0.0)" in out  # listening on loopback only
+    assert f"http://127.0.0.1:{port} (this machine; pass --host 0.0.0.0 to let Docker containers in)" in out
