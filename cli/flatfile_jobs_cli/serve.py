@@ -120,6 +120,12 @@ def _handlers_line(stack: LocalStack) -> str:
     return f"{stack.reloader.folder}, reloaded between jobs when a file changes"
 
 
+def _status(stack: LocalStack | None, job_id: str) -> str | None:
+    """The job's status in the fake Flatfile API (``None`` without the fake or the job)."""
+    job = stack.fake.jobs.get(job_id) if stack is not None and stack.fake is not None else None
+    return str(job["status"]) if job is not None else None
+
+
 def _record_line(style: Style, stack: LocalStack | None, record: dict[str, Any], failed: bool) -> str:
     """What the worker did with one record, with the job's outcome (as the user sees it) when the fake API is in use."""
     attributes = record.get("messageAttributes") or {}
@@ -130,6 +136,8 @@ def _record_line(style: Style, stack: LocalStack | None, record: dict[str, Any],
     if stack is None or stack.fake is None or job_id not in stack.fake.jobs:
         return f"worker  {job} {job_id}: done"
     state = stack.fake.job(job_id)
+    if state["status"] == "ready":
+        return style.yellow(f"worker  {job} {job_id}: no handler for {job} ran, the job is still ready")
     summary, more = describe_outcome(state)
     paint = style.green if state["status"] == "complete" else style.red
     lines = [f"worker  {job} {job_id}: {paint(str(state['status']))}  {summary}"]
@@ -157,7 +165,7 @@ class _RecordReporter:
         job_id = str((attributes.get("jobId") or {}).get("stringValue", "?"))
         with self._lock:
             line = _record_line(self.style, self.stack, record, failed)
-            if self.ticks is not None and not failed:
+            if self.ticks is not None and not failed and _status(self.stack, job_id) != "ready":
                 finishes = self.ticks.finishes(job_id)
                 if finishes <= self._reported.get(job_id, 0):
                     job = str((attributes.get("job") or {}).get("stringValue", "?"))

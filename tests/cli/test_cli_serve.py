@@ -18,7 +18,7 @@ import pytest
 from flatfile_jobs import webhook
 from flatfile_jobs.testing import FakeFlatfile, job_ready_event
 from flatfile_jobs_cli.__main__ import build_parser, main
-from flatfile_jobs_cli.local import LocalStack
+from flatfile_jobs_cli.local import LocalStack, ensure_jobs
 from flatfile_jobs_cli.serve import serve
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks test vector's secret
@@ -326,3 +326,18 @@ def test_no_reload_keeps_the_handlers_loaded_at_start(start: Callable[..., Serve
         == "Data submitted successfully."
     )
     assert "loaded once (--no-reload)" in served.out.getvalue()
+
+
+def test_a_record_no_handler_runs_is_not_called_a_duplicate(start: Callable[..., Served]) -> None:
+    """A queued job no handler matches (say, its module was removed) is reported as still ready, not as a
+    duplicate: nothing ran it."""
+    served = start("--secret", SECRET)
+    assert served.stack.fake is not None
+    event = job_ready_event("sheet:gone")
+    job_id = event["context"]["jobId"]
+    ensure_jobs(served.stack.fake, [event])
+    served.stack.queue.send(webhook.Delivery(event=event, body=json.dumps(event), delivery_id=event["id"]))
+    out = served.wait_out(
+        f"worker  sheet:gone {job_id}: no handler for sheet:gone ran, the job is still ready"
+    )
+    assert "duplicate" not in out
