@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import demo, develop, invoke, serve, sign_events
+from . import demo, develop, fake_api, generate_event, invoke, serve, sign_events
 from ._common import CliError
 
 __all__ = ["build_parser", "main"]
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_parser(commands)
     develop.add_parser(commands)
     sign_events.add_parser(commands)
+    generate_event.add_parser(commands)
+    fake_api.add_parser(commands)
     return parser
 
 

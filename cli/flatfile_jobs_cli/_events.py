@@ -20,7 +20,10 @@ __all__ = [
     "FunctionName",
     "detect_function",
     "events_in",
+    "flatfile_event",
+    "function_event",
     "http_api_event",
+    "is_raw",
     "read_event",
     "receiver_body",
     "resign",
@@ -177,3 +180,78 @@ def events_in(event: Mapping[str, Any], function: FunctionName) -> list[dict[str
 def sample_file(root: Path, job: str) -> Path:
     """Where the sample receiver event for ``job`` lives: ``events/receiver/<domain>_<operation>.json``."""
     return root / "events" / "receiver" / f"{job.replace(':', '_')}.json"
+
+
+def is_raw(event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` is a Flatfile event as the API stores it (not a Lambda event wrapping one)."""
+    return "topic" in event and "payload" in event and "Records" not in event and "version" not in event
+
+
+def flatfile_event(
+    job: str, *, context: Mapping[str, str] | None = None, input: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A ``job:ready`` event for ``job`` (the test kit's builder), with ``context`` values set on top.
+
+    ``context`` keys are Flatfile's (``jobId``, ``environmentId``, ``workbookId``, ``sheetId``…); the
+    environment defaults to the local run's ``us_env_local``.
+
+    Raises:
+        CliError: ``job`` is not ``domain:operation``.
+    """
+    from flatfile_jobs.testing import job_ready_event
+
+    values = dict(context or {})
+    try:
+        event = job_ready_event(
+            job,
+            job_id=values.get("jobId"),
+            environment_id=values.get("environmentId", "us_env_local"),
+            input=input,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    event["context"].update(values)
+    event["origin"] = {"id": event["context"]["jobId"]}
+    return event
+
+
+def function_event(
+    function: FunctionName, event: dict[str, Any], *, secret: str | None = None
+) -> dict[str, Any]:
+    """A raw Flatfile event wrapped as ``function``'s Lambda event.
+
+    receiver: the HTTP API v2 request ``POST /webhook`` (signed with ``secret`` when given); worker: an SQS
+    batch of one record, as the receiver enqueues it (body + eventId/jobId/job attributes); dead_letter: that
+    record as the dead-letter queue hands it out; poller: a scheduled event (the poller reads Flatfile).
+    """
+    body = json.dumps(event, separators=(",", ":"))
+    if function == "receiver":
+        request = http_api_event("POST", "/webhook", {"content-type": "application/json"}, body.encode())
+        return resign(request, secret) if secret else request
+    if function == "poller":
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "source": "aws.events",
+            "detail-type": "Scheduled Event",
+        }
+    return {"Records": [_queued_record(event, body, dead=function == "dead_letter")]}
+
+
+def _queued_record(event: dict[str, Any], body: str, *, dead: bool) -> dict[str, Any]:
+    """The SQS record the local queue makes of ``event`` (received once; redriven to the DLQ when ``dead``)."""
+    from flatfile_stack.queues import MemoryJobQueue
+
+    queue = MemoryJobQueue(max_receives=1)
+    try:
+        queue.send(webhook.Delivery(event=event, body=body, delivery_id=str(event["id"])))
+    except (KeyError, TypeError):
+        raise CliError("the event needs an id, context.jobId and payload.job") from None
+    record = queue.receive(timeout=0)
+    if record is None:  # pragma: no cover - the message was just sent
+        raise CliError("the local queue lost the message")
+    if dead:
+        source = record["eventSourceARN"]
+        record["attributes"]["DeadLetterQueueSourceArn"] = source
+        record["eventSourceARN"] = source.replace("JobQueue", "DeadLetterQueue")
+    return record

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO
+
+from flatfile_jobs.testing._store import MISSING_JOB
 
 from ._common import Style
 
-__all__ = ["FINISHED", "Board", "JobRow", "symbols"]
+if TYPE_CHECKING:
+    from flatfile_jobs.testing import FakeFlatfile
+
+__all__ = ["FINISHED", "Board", "JobRow", "TickPrinter", "describe_outcome", "symbols"]
 
 FINISHED = frozenset({"complete", "failed", "canceled"})
 _BAR_WIDTH = 20
@@ -119,3 +128,142 @@ class Board:
         if row.status == "executing":
             return self.style.yellow(text)
         return self.style.dim(text)
+
+
+def _next_action(next_: Mapping[str, Any], button: str | None) -> str:
+    """The button the user gets and where it leads (``next``'s type decides)."""
+    kind = str(next_.get("type") or "")
+    label = str(next_.get("label") or button or kind)
+    where = {
+        "id": f"opens {next_.get('path') or 'resource'} {next_.get('id', '')}",
+        "url": f"opens {next_.get('url', '')}",
+        "download": f"downloads {next_.get('fileName') or next_.get('url', '')}",
+        "files": f"lists {len(next_.get('files') or [])} file(s)",
+        "snapshot": f"opens snapshot {next_.get('snapshotId', '')} of sheet {next_.get('sheetId', '')}",
+        "view": f"opens sheet {next_.get('sheetId', '')}",
+        "retry": "runs the job again",
+        "wait": "waits" + (" (confetti)" if next_.get("confetti") else ""),
+    }.get(kind, kind)
+    return f"[{label}] {where}".rstrip()
+
+
+def describe_outcome(job: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """A finished job as the user sees it: ``heading - message`` (else ``info``), then the next action.
+
+    Args:
+        job: The job as ``GET /jobs/{id}`` returns it.
+
+    Returns:
+        The summary and further lines (the button and where it leads), when the outcome has one.
+    """
+    outcome = job.get("outcome") if isinstance(job.get("outcome"), Mapping) else {}
+    assert isinstance(outcome, Mapping)
+    heading, message = outcome.get("heading"), outcome.get("message")
+    summary = " - ".join(str(part) for part in (heading, message) if part) or str(job.get("info") or "")
+    more = []
+    next_ = outcome.get("next")
+    if isinstance(next_, Mapping):
+        more.append("next: " + _next_action(next_, outcome.get("buttonText")))
+    elif outcome.get("buttonText"):
+        more.append(f"button: [{outcome['buttonText']}]")
+    return summary, more
+
+
+_JOB_CALL = re.compile(r"/jobs/([^/]+)/(ack|complete|fail|cancel)")
+
+
+class TickPrinter:
+    """Print each progress update the fake Flatfile API accepts, per job, as Flatfile shows it.
+
+    Reads the fake's request log (what the worker sent), in a thread while used as a context manager, so the
+    ticks appear as they happen; refused requests (faults, 4xx) are not shown, as Flatfile would not show them.
+
+    Args:
+        fake: The fake Flatfile API the functions talk to.
+        out: Where to print.
+        interval: Seconds between reads of the log.
+        outcomes: Print each job's outcome too when it completes or fails (when nothing else reports it).
+    """
+
+    def __init__(
+        self, fake: FakeFlatfile, out: TextIO, *, interval: float = 0.05, outcomes: bool = False
+    ) -> None:
+        self.fake = fake
+        self.out = out
+        self.interval = interval
+        self.outcomes = outcomes
+        self.style = Style(out)
+        self._seen: set[int] = set()
+        self._shown: dict[str, tuple[int, str]] = {}
+        self._finishes: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> TickPrinter:
+        self._thread = threading.Thread(target=self._run, name="tick-printer", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.poll()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def finishes(self, job_id: str) -> int:
+        """How many accepted complete/fail/cancel requests the job got so far (read the log first)."""
+        self.poll()
+        with self._lock:
+            return self._finishes.get(job_id, 0)
+
+    def poll(self) -> None:
+        """Print the progress updates that arrived since the last read."""
+        with self._lock:
+            for request in self.fake.requests:
+                if id(request) in self._seen:
+                    continue
+                self._seen.add(id(request))
+                match = _JOB_CALL.fullmatch(request.path)
+                if (
+                    match is None
+                    or request.method != "POST"
+                    or request.fault
+                    or not 200 <= request.status < 300
+                ):
+                    continue
+                job_id, action = match[1], match[2]
+                if action != "ack":
+                    self._finishes[job_id] = self._finishes.get(job_id, 0) + 1
+                    if self.outcomes:
+                        self._outcome(job_id)
+                    continue
+                self._tick(job_id, request.body if isinstance(request.body, dict) else {})
+            self.out.flush()
+
+    def _name(self, job_id: str) -> str:
+        job = self.fake.jobs.get(job_id) or {}
+        name = f"{job.get('type')}:{job.get('operation')}"
+        return name if job.get("type") and name != MISSING_JOB else "job"
+
+    def _outcome(self, job_id: str) -> None:
+        job = self.fake.job(job_id)
+        summary, more = describe_outcome(job)
+        paint = self.style.green if job["status"] == "complete" else self.style.red
+        self.out.write(f"outcome  {self._name(job_id)} {job_id}: {paint(str(job['status']))}  {summary}\n")
+        self.out.write("".join(f"         {line}\n" for line in more))
+
+    def _tick(self, job_id: str, body: dict[str, Any]) -> None:
+        progress, info = self._shown.get(job_id, (0, ""))
+        progress = int(body["progress"]) if isinstance(body.get("progress"), int) else progress
+        info = str(body["info"]) if body.get("info") is not None else info
+        self._shown[job_id] = (progress, info)
+        self.out.write(
+            f"progress {self._name(job_id)} {job_id} {self.style.yellow(f'{progress:>3}%')}  {info}\n"
+        )

@@ -9,6 +9,7 @@ failing; the first Ctrl-C stops after the current job, a second one stops at onc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -34,6 +35,7 @@ from flatfile_jobs import (
 from ._common import CliError, Style, scoped_env
 from ._logs import LogRoute
 from ._progress import symbols
+from ._reload import HandlerReloader
 from .local import LOCAL_ENV, close_thread_loop
 
 __all__ = ["DevelopLoop", "add_parser", "parse_since", "run"]
@@ -68,6 +70,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--job-timeout", type=float, default=900.0, help="seconds a job may run (default 900)"
     )
     parser.add_argument("--verbose", action="store_true", help="show the handlers' log lines (INFO)")
+    parser.add_argument(
+        "--no-reload", action="store_true", help="do not reload the job handlers when their files change"
+    )
     parser.set_defaults(run=run)
 
 
@@ -102,6 +107,7 @@ class DevelopLoop:
     max_polls: int | None = None
     job_timeout: float = 900.0
     stop: threading.Event = field(default_factory=threading.Event)
+    reloader: HandlerReloader | None = None
     handled: int = 0
     polls: int = 0
     _failures: dict[str, int] = field(default_factory=dict)
@@ -138,7 +144,13 @@ class DevelopLoop:
         return bool(events)
 
     def _handle(self, event: dict[str, Any]) -> bool:
-        """Run one event; ``False`` when it should be tried again after a backoff."""
+        """Run one event (on the handlers as they are now); ``False`` when it should be tried again later."""
+        if self.reloader is None:
+            return self._handle_now(event)
+        with self.reloader.job():
+            return self._handle_now(event)
+
+    def _handle_now(self, event: dict[str, Any]) -> bool:
         view = FlatfileEvent.of(event)
         name = f"{view.job or view.topic} {self.style.dim(view.job_id or view.id)}"
         if not self.listener.matches(event):
@@ -157,6 +169,10 @@ class DevelopLoop:
         self.poller.mark(event)
         self.handled += 1
         return True
+
+    def use_listener(self, listener: FlatfileListener) -> None:
+        """Run the next events on ``listener`` (the handlers were reloaded)."""
+        self.listener = listener
 
     def _dispatch_failed(self, event: dict[str, Any], name: str, exc: DispatchError) -> bool:
         attempts = self._failures[str(event["id"])] = self._failures.get(str(event["id"]), 0) + 1
@@ -255,11 +271,14 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         poller, listener, out, args.interval, args.max_interval, args.max_polls, args.job_timeout
     )
     style = loop.style
+    loop.reloader = None if args.no_reload else HandlerReloader(out, loop.use_listener)
+    handlers = f"{loop.reloader.folder}, reloaded when a file changes" if loop.reloader else "loaded once"
     out.write(
         f"{style.bold('flatfile-jobs develop')} - this checkout's job handlers, events from Flatfile\n"
         f"  Environment  {environment_id}   API {style.cyan(api_url)}\n"
         f"  Polling      GET /events?topic=job:ready, from {poller.cursor.since}, every "
         f"{args.interval:g}-{args.max_interval:g} s\n"
+        f"  Handlers     {handlers}\n"
         "Press Ctrl-C to stop.\n"
     )
     out.flush()
@@ -267,7 +286,11 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     previous = signal.signal(signal.SIGINT, _on_sigint(loop.stop, out)) if main_thread else None
     level = "INFO" if args.verbose else "WARNING"
     try:
-        with scoped_env(LOCAL_ENV, override=False), LogRoute(sys.stderr, level=level):
+        with (
+            scoped_env(LOCAL_ENV, override=False),
+            LogRoute(sys.stderr, level=level),
+            loop.reloader or contextlib.nullcontext(),
+        ):
             loop.run()
     finally:
         if main_thread:

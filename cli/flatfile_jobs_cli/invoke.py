@@ -7,6 +7,7 @@ to stderr. Against the fake Flatfile API the jobs the event refers to are create
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -16,7 +17,18 @@ from typing import Any, TextIO
 from flatfile_jobs.testing import FakeFlatfile
 
 from ._common import CliError, Style
-from ._events import FUNCTIONS, SAMPLE_JOBS, FunctionName, detect_function, events_in, read_event, resign
+from ._events import (
+    FUNCTIONS,
+    SAMPLE_JOBS,
+    FunctionName,
+    detect_function,
+    events_in,
+    function_event,
+    is_raw,
+    read_event,
+    resign,
+)
+from ._progress import TickPrinter, describe_outcome
 from .local import LocalOptions, LocalStack, ensure_jobs
 from .sign_events import SECRET_ENV
 
@@ -30,7 +42,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run one event file through its function and print the response",
         description="Load functions/<function>/app.py and call its lambda_handler with the event, like "
         "'sam local invoke' without Docker. The function is read from the file's folder "
-        "(events/<function>/) or the event's shape. Receiver events are re-signed with a fresh timestamp.",
+        "(events/<function>/) or the event's shape. Receiver events are re-signed with a fresh timestamp. "
+        "A raw Flatfile event (events/raw/, 'generate-event raw') is wrapped as the function's event "
+        "(--function, default worker).",
     )
     parser.add_argument("event_file", type=Path, metavar="EVENT_FILE", help="a JSON event (see events/)")
     parser.add_argument("--function", choices=FUNCTIONS, help="the function to run (default: detected)")
@@ -60,11 +74,15 @@ def _options(args: argparse.Namespace) -> LocalOptions:
     )
 
 
-def _prepare(stack: LocalStack, function: FunctionName, event: dict[str, Any]) -> dict[str, Any]:
+def _prepare(
+    stack: LocalStack, function: FunctionName, event: dict[str, Any], raw: dict[str, Any] | None
+) -> dict[str, Any]:
     """Create what the event refers to in the fake; re-sign receiver events. Returns the event to send."""
     if stack.fake is not None:
         ensure_jobs(stack.fake, events_in(event, function))
-        if function == "poller":
+        if function == "poller" and raw is not None:
+            stack.fake.add_event({**raw, "createdAt": None})  # created now: inside the poller's window
+        elif function == "poller":
             for job in SAMPLE_JOBS:
                 stack.fake.create_job_event(job, environment_id=stack.options.environment_id)
     if function == "receiver" and stack.secret:
@@ -93,21 +111,35 @@ def _job_states(err: TextIO, fake: FakeFlatfile, events: list[dict[str, Any]]) -
         job_id = str((flatfile_event.get("context") or {}).get("jobId"))
         if job_id in fake.jobs:
             job = fake.job(job_id)
-            message = (job.get("outcome") or {}).get("message") or job.get("info") or ""
-            err.write(f"Job {job_id} in the fake Flatfile API: {job['status']}  {message}\n")
+            summary, more = describe_outcome(job)
+            err.write(f"Job {job_id} in the fake Flatfile API: {job['status']}  {summary}\n")
+            if job["status"] == "ready":
+                name = (flatfile_event.get("payload") or {}).get("job")
+                err.write(f"  no handler ran: is {name} registered on the listener in jobs/__init__.py?\n")
+            err.write("".join(f"  {line}\n" for line in more))
 
 
 def run(args: argparse.Namespace) -> int:
     """Invoke the function; 0 when it returned, 1 when it raised (its error printed as Lambda would)."""
     event = read_event(args.event_file)
-    function: FunctionName = args.function or detect_function(args.event_file, event)
     err, style = sys.stderr, Style(sys.stderr)
+    raw = event if is_raw(event) else None
+    function: FunctionName
+    if raw is not None:
+        function = args.function or "worker"
+        event = function_event(function, raw)
+        err.write(
+            style.dim(f"{args.event_file} is a raw Flatfile event: wrapped as the {function}'s event") + "\n"
+        )
+    else:
+        function = args.function or detect_function(args.event_file, event)
     with LocalStack(_options(args)) as stack:
-        payload = _prepare(stack, function, event)
+        payload = _prepare(stack, function, event, raw)
         err.write(style.dim(f"Invoking functions/{function}/app.py with {args.event_file}") + "\n")
         err.flush()
         try:
-            answer = stack.invoke(function, payload)
+            with TickPrinter(stack.fake, err) if stack.fake is not None else contextlib.nullcontext():
+                answer = stack.invoke(function, payload)
         except Exception as exc:
             sys.stdout.write(json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}) + "\n")
             return 1

@@ -45,6 +45,7 @@ from ._lambda import (
     new_secret,
 )
 from ._logs import LogRoute
+from ._reload import HandlerReloader
 
 __all__ = ["LOCAL_ENV", "LocalContext", "LocalOptions", "LocalStack", "close_thread_loop", "ensure_jobs"]
 
@@ -69,6 +70,7 @@ class LocalOptions:
         serve_http: Start the HTTP front.
         on_request: Called for each HTTP request answered.
         on_record: Called after the worker ran a record: the record and whether it failed (to be retried).
+        reload_to: Reload the job handlers between jobs when their files change, saying so here.
     """
 
     api_url: str | None = None
@@ -86,6 +88,7 @@ class LocalOptions:
     serve_http: bool = True
     on_request: RequestLog | None = None
     on_record: Callable[[dict[str, Any], bool], None] | None = None
+    reload_to: TextIO | None = None
 
 
 class _JobCreatingQueue:
@@ -138,6 +141,7 @@ class LocalStack:
         self._dead_lock = threading.Lock()
         self._dead_running = 0
         self.dead_lettered: list[dict[str, Any]] = []
+        self.reloader: HandlerReloader | None = None
 
     # -- life cycle -------------------------------------------------------------------------------------
 
@@ -166,8 +170,14 @@ class LocalStack:
         if not token:
             raise CliError("a real Flatfile API needs a key: pass --api-key or set FLATFILE_API_KEY")
         flatfile_jobs.configure(api_url=api_url, token=token)
-        use_runtime(self._runtime(token))
+        runtime = self._runtime(token)
+        use_runtime(runtime)
         self._exits.callback(use_runtime, None)
+        if options.reload_to is not None:
+            self.reloader = HandlerReloader(
+                options.reload_to, lambda listener: setattr(runtime, "listener", listener)
+            )
+            self._exits.enter_context(self.reloader)
         self._receiver = load_function(self.root, "receiver")
         for index in range(max(0, options.workers)):
             thread = threading.Thread(target=self._work, name=f"worker-{index + 1}", daemon=True)
@@ -230,7 +240,7 @@ class LocalStack:
     def invoke_receiver(self, event: dict[str, Any]) -> dict[str, Any]:
         """Call the receiver with one HTTP API v2 event (one request at a time, as one Lambda environment)."""
         assert self._receiver is not None
-        with self._receiver_lock:
+        with self._receiver_lock, self._handlers():
             return dict(
                 self._receiver.lambda_handler(event, LocalContext("ReceiverFunction", TIMEOUTS["receiver"]))
             )
@@ -294,7 +304,8 @@ class LocalStack:
     def _run_record(self, worker: ModuleType, record: dict[str, Any]) -> None:
         context = LocalContext("WorkerFunction", self.options.worker_timeout)
         try:
-            answer = worker.lambda_handler({"Records": [record]}, context)
+            with self._handlers():
+                answer = worker.lambda_handler({"Records": [record]}, context)
             failed = {item.get("itemIdentifier") for item in answer.get("batchItemFailures", [])}
         except Exception:  # the whole batch failed (as when every record fails): SQS redelivers it
             failed = {record["messageId"]}
@@ -304,6 +315,10 @@ class LocalStack:
             self.queue.delete(record["receiptHandle"])
         if self.options.on_record is not None:
             self.options.on_record(record, record["messageId"] in failed)
+
+    def _handlers(self) -> contextlib.AbstractContextManager[None]:
+        """The job handlers held for one job or request (not reloaded meanwhile)."""
+        return self.reloader.job() if self.reloader is not None else contextlib.nullcontext()
 
     def _run_dead_letters(self, dead_letter: ModuleType) -> None:
         while True:

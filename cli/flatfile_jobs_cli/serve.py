@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -15,6 +16,7 @@ from flatfile_jobs import webhook
 from flatfile_jobs.testing import job_ready_event
 
 from ._common import CliError, Style
+from ._progress import TickPrinter, describe_outcome
 from .local import LocalOptions, LocalStack
 from .sign_events import SECRET_ENV
 
@@ -41,6 +43,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--quiet", action="store_true", help="no function log lines, only one line per request"
     )
+    parser.add_argument(
+        "--no-reload", action="store_true", help="do not reload the job handlers when their files change"
+    )
     parser.set_defaults(run=run)
 
 
@@ -62,6 +67,7 @@ def _options(
     on_request: Callable[..., None],
     on_record: Callable[[dict[str, Any], bool], None],
     logs: TextIO | None,
+    out: TextIO,
 ) -> LocalOptions:
     api_key = args.api_key or os.environ.get("FLATFILE_API_KEY") or os.environ.get("FLATFILE_BEARER_TOKEN")
     if args.api_key and not args.api_url:
@@ -79,6 +85,7 @@ def _options(
         log_stream=logs,
         on_request=on_request,
         on_record=on_record,
+        reload_to=None if args.no_reload else out,
     )
 
 
@@ -94,6 +101,7 @@ def _banner(out: TextIO, style: Style, stack: LocalStack) -> None:
                 f"  Webhook URL   {style.cyan(stack.webhook_url)}",
                 f"  Flatfile API  {api}",
                 f"  Secret        {secret}" + (style.dim("  (local throwaway)") if stack.secret else ""),
+                f"  Handlers      {_handlers_line(stack)}",
                 "",
                 "Post a signed sample event (the signature is good for five minutes):",
                 "  " + curl_example(stack),
@@ -106,8 +114,20 @@ def _banner(out: TextIO, style: Style, stack: LocalStack) -> None:
     out.flush()
 
 
+def _handlers_line(stack: LocalStack) -> str:
+    if stack.reloader is None:
+        return "loaded once (--no-reload)"
+    return f"{stack.reloader.folder}, reloaded between jobs when a file changes"
+
+
+def _status(stack: LocalStack | None, job_id: str) -> str | None:
+    """The job's status in the fake Flatfile API (``None`` without the fake or the job)."""
+    job = stack.fake.jobs.get(job_id) if stack is not None and stack.fake is not None else None
+    return str(job["status"]) if job is not None else None
+
+
 def _record_line(style: Style, stack: LocalStack | None, record: dict[str, Any], failed: bool) -> str:
-    """What the worker did with one record, with the job's state when the fake API is in use."""
+    """What the worker did with one record, with the job's outcome (as the user sees it) when the fake API is in use."""
     attributes = record.get("messageAttributes") or {}
     job_id = str((attributes.get("jobId") or {}).get("stringValue", "?"))
     job = str((attributes.get("job") or {}).get("stringValue", "?"))
@@ -116,9 +136,43 @@ def _record_line(style: Style, stack: LocalStack | None, record: dict[str, Any],
     if stack is None or stack.fake is None or job_id not in stack.fake.jobs:
         return f"worker  {job} {job_id}: done"
     state = stack.fake.job(job_id)
-    message = (state.get("outcome") or {}).get("message") or state.get("info") or ""
+    if state["status"] == "ready":
+        return style.yellow(f"worker  {job} {job_id}: no handler for {job} ran, the job is still ready")
+    summary, more = describe_outcome(state)
     paint = style.green if state["status"] == "complete" else style.red
-    return f"worker  {job} {job_id}: {paint(str(state['status']))}  {message}"
+    lines = [f"worker  {job} {job_id}: {paint(str(state['status']))}  {summary}"]
+    return "\n".join(lines + [f"        {line}" for line in more])
+
+
+class _RecordReporter:
+    """One line per record the worker ran; a record that started no run of its job says so (a duplicate).
+
+    A run ends with a complete or fail request to Flatfile: a record after which the fake has seen no more of
+    those for its job than were already reported was answered from the idempotency store, or dropped while
+    another worker ran the job.
+    """
+
+    def __init__(self, out: TextIO, style: Style) -> None:
+        self.out = out
+        self.style = style
+        self.stack: LocalStack | None = None
+        self.ticks: TickPrinter | None = None
+        self._reported: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, record: dict[str, Any], failed: bool) -> None:
+        attributes = record.get("messageAttributes") or {}
+        job_id = str((attributes.get("jobId") or {}).get("stringValue", "?"))
+        with self._lock:
+            line = _record_line(self.style, self.stack, record, failed)
+            if self.ticks is not None and not failed and _status(self.stack, job_id) != "ready":
+                finishes = self.ticks.finishes(job_id)
+                if finishes <= self._reported.get(job_id, 0):
+                    job = str((attributes.get("job") or {}).get("stringValue", "?"))
+                    line = self.style.dim(f"worker  {job} {job_id}: duplicate of {job_id}, not run")
+                self._reported[job_id] = max(finishes, self._reported.get(job_id, 0))
+            self.out.write(line + "\n")
+            self.out.flush()
 
 
 def serve(
@@ -138,15 +192,12 @@ def serve(
         out.write(f"{method} {path} {paint(str(status))} {ms:.0f} ms  {body}\n")
         out.flush()
 
-    stacks: list[LocalStack] = []
-
-    def on_record(record: dict[str, Any], failed: bool) -> None:
-        out.write(_record_line(style, stacks[0] if stacks else None, record, failed) + "\n")
-        out.flush()
-
-    options = _options(args, on_request, on_record, None if args.quiet else sys.stderr)
-    with LocalStack(options) as stack:
-        stacks.append(stack)
+    reporter = _RecordReporter(out, style)
+    options = _options(args, on_request, reporter, None if args.quiet else sys.stderr, out)
+    with LocalStack(options) as stack, contextlib.ExitStack() as showing:
+        reporter.stack = stack
+        if stack.fake is not None:
+            reporter.ticks = showing.enter_context(TickPrinter(stack.fake, out))
         _banner(out, style, stack)
         if on_ready is not None:
             on_ready(stack)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +57,60 @@ def fake() -> Iterator[FakeFlatfile]:
     """A fake Flatfile API of this test's own."""
     with FakeFlatfile(seed=7) as server:
         yield server
+
+
+SHEET_EXPORT = """
+from flatfile_jobs import JobCompleteDetails, JobOutcome, job_handler
+
+
+def export(event, tick):
+    tick(40, "Exporting the sheet...")
+    return JobCompleteDetails(outcome=JobOutcome(heading="Export ready", message="Exported v1."))
+
+
+plugin = job_handler("sheet:export", export)
+"""
+REGISTER_SHEET_EXPORT = (
+    "\nfrom . import sheet_export as _sheet_export\n\nlistener.use(_sheet_export.plugin)\n"
+)
+
+
+@pytest.fixture
+def jobs_copy(tmp_path: Path) -> Iterator[Path]:
+    """A copy of the app's ``jobs`` package that this test may edit, imported instead of the real one.
+
+    The copy's folder goes first on ``sys.path`` and ``jobs`` leaves ``sys.modules``; both are put back after.
+    """
+    import shutil
+    import sys
+
+    folder = tmp_path / "handlers"
+    package = folder / "jobs"
+    shutil.copytree(
+        ROOT / "layers" / "shared" / "jobs", package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    saved = {
+        name: module for name, module in sys.modules.items() if name == "jobs" or name.startswith("jobs.")
+    }
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(folder))
+    try:
+        yield package
+    finally:
+        sys.path.remove(str(folder))
+        for name in [name for name in sys.modules if name == "jobs" or name.startswith("jobs.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+@pytest.fixture
+def add_sheet_export(jobs_copy: Path) -> Callable[[], None]:
+    """``add_sheet_export()``: write a ``sheet:export`` handler module into the copy and register it."""
+
+    def add() -> None:
+        (jobs_copy / "sheet_export.py").write_text(SHEET_EXPORT)
+        with (jobs_copy / "__init__.py").open("a") as init:
+            init.write(REGISTER_SHEET_EXPORT)
+
+    return add

@@ -47,6 +47,20 @@ def test_demo_prints_progress_lines_and_keeps_function_logs_in_a_file(
         log_path.unlink()
 
 
+def test_a_completed_jobs_final_progress_is_100_as_flatfiles_api_reports_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """workbook:submit ticks up to 75 and file:process to 80, yet a complete job reads 100% (Flatfile's API
+    returns progress 100 for a complete job); the failed job keeps the progress it reached."""
+    assert main(["demo", "--pace", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    final = {job: next(line for line in reversed(lines) if line.startswith(f"  {job} ") and "%" in line) for job in (
+        "workbook:submit", "file:process", "data:validate")}  # fmt: skip
+    assert final["workbook:submit"].split()[1:3] == ["100%", "complete"]
+    assert final["file:process"].split()[1:3] == ["100%", "complete"]
+    assert final["data:validate"].split()[1:3] == ["1%", "failed"]
+
+
 def test_demo_builds_missing_event_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

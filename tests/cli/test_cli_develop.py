@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,37 @@ def test_an_event_that_keeps_failing_is_given_up_and_left_unacked(
     out = capsys.readouterr().out
     assert "(giving up after 3 attempts)" in out
     assert "0 event(s) handled" in out
+
+
+def test_a_handler_added_while_developing_runs_the_next_event(
+    configured: FakeFlatfile, add_sheet_export: Callable[[], None]
+) -> None:
+    """An event no handler wants is left; add and register a handler module, and the next event runs on it."""
+    import threading
+
+    from flatfile_jobs_cli import develop
+    from flatfile_jobs_cli.__main__ import build_parser
+
+    fake = configured
+    first = fake.create_job_event("sheet:export", environment_id=ENV)
+    args = build_parser().parse_args(
+        ["develop", "--interval", "0.02", "--max-interval", "0.02", "--max-polls", "400"]
+    )
+    out = io.StringIO()
+    runner = threading.Thread(target=develop.run, args=(args,), kwargs={"out": out})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "no handler for sheet:export" not in out.getvalue():
+            assert time.monotonic() < deadline, out.getvalue()
+            time.sleep(0.02)
+        add_sheet_export()
+        second = fake.create_job_event("sheet:export", environment_id=ENV)
+        while fake.job(second["context"]["jobId"])["status"] != "complete":
+            assert time.monotonic() < deadline, out.getvalue()
+            time.sleep(0.02)
+    finally:
+        runner.join(30)
+    assert fake.job(first["context"]["jobId"])["status"] == "ready"
+    assert fake.job(second["context"]["jobId"])["outcome"]["message"] == "Exported v1."
+    assert "Reloaded jobs (__init__.py, sheet_export.py changed)" in out.getvalue()

@@ -167,3 +167,76 @@ def test_unusable_event_files_are_one_line_errors(
     assert code == 2
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_a_raw_event_runs_in_the_worker_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """events/raw/job_ready.json (no Lambda wrapping) is wrapped as the worker's SQS event and its job runs."""
+    code, answer, err = invoke(capsys, "events/raw/job_ready.json")
+    assert code == 0, err
+    assert answer == {"batchItemFailures": []}
+    assert "raw Flatfile event: wrapped as the worker's event" in err
+    assert "Job us_jb_spcconf1 in the fake Flatfile API: complete  Job complete" in err
+
+
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    [
+        ("receiver", "Enqueued for the worker: 1 message(s)"),
+        ("dead_letter", "Job us_jb_spcconf1 in the fake Flatfile API: failed"),
+        ("poller", "Enqueued for the worker: 1 message(s)"),
+    ],
+)
+def test_a_raw_event_is_wrapped_for_any_function(
+    function: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--function picks the wrapping: a signed request for the receiver, a DLQ record, an event the poller reads."""
+    code, answer, err = invoke(
+        capsys, "events/raw/job_ready.json", "--function", function, "--environment-id", "us_env_example1"
+    )
+    assert code == 0, err
+    assert f"functions/{function}/app.py" in err
+    assert expected in err
+    if function == "receiver":
+        assert answer["statusCode"] == 202
+
+
+def test_invoke_prints_the_progress_updates_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    """The ticks the fake receives are printed as Flatfile shows them (percent and info), first to last.
+
+    Ticks within a second are coalesced by the library, so the middle one may not reach Flatfile; the serve
+    test compares the printed lines with the fake's requests one for one.
+    """
+    code, _, err = invoke(capsys, "events/worker/space_configure.json")
+    assert code == 0
+    ticks = [line for line in err.splitlines() if line.startswith("progress ")]
+    assert ticks[:2] == [
+        "progress space:configure us_jb_spcconf1   0%  Accepted",
+        "progress space:configure us_jb_spcconf1  10%  Starting configuration...",
+    ]
+    assert ticks[-1] == "progress space:configure us_jb_spcconf1 100%  Configuration complete."
+    percents = [int(line.split()[3].rstrip("%")) for line in ticks]
+    assert percents == sorted(percents)
+
+
+def test_invoke_prints_the_outcome_as_the_user_sees_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A custom outcome shows its heading, message and the button with where it leads."""
+    event = job_ready_event("file:process", job_id="us_jb_o1", workbook_id="us_wb_o1")
+    code, _, err = invoke(capsys, str(write(tmp_path / "batch.json", sqs_event(event))))
+    assert code == 0
+    assert (
+        "Job us_jb_o1 in the fake Flatfile API: complete  File processed - Your file was processed successfully.\n"
+        "  next: [Review data] opens workbook us_wb_o1\n"
+    ) in err
+
+
+def test_a_job_no_handler_ran_says_where_to_register_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An event for a job without a handler leaves it ready, and the report says where handlers are registered."""
+    event = job_ready_event("sheet:export", job_id="us_jb_n1")
+    code, _, err = invoke(capsys, str(write(tmp_path / "batch.json", sqs_event(event))))
+    assert code == 0
+    assert "Job us_jb_n1 in the fake Flatfile API: ready" in err
+    assert "no handler ran: is sheet:export registered on the listener in jobs/__init__.py?" in err

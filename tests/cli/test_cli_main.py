@@ -17,7 +17,7 @@ from flatfile_jobs_cli._common import CliError, find_root
 from flatfile_jobs_cli.local import LocalOptions, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["demo", "serve", "invoke", "develop", "sign-events"]
+COMMANDS = ["demo", "serve", "invoke", "develop", "sign-events", "generate-event", "fake-api"]
 
 
 @pytest.mark.parametrize("argv", [[], *([command] for command in COMMANDS)], ids=["top", *COMMANDS])

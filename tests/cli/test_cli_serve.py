@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from flatfile_jobs import webhook
 from flatfile_jobs.testing import FakeFlatfile, job_ready_event
 from flatfile_jobs_cli.__main__ import build_parser, main
-from flatfile_jobs_cli.local import LocalStack
+from flatfile_jobs_cli.local import LocalStack, ensure_jobs
 from flatfile_jobs_cli.serve import serve
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks test vector's secret
@@ -46,6 +47,14 @@ class Served:
                 return
             time.sleep(0.02)
         raise AssertionError(f"{job_id} never became {status}")
+
+    def wait_out(self, text: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.out.getvalue():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never printed:\n{self.out.getvalue()}")
+            time.sleep(0.02)
+        return self.out.getvalue()
 
 
 @pytest.fixture
@@ -197,3 +206,138 @@ def test_bad_flags_are_one_line_errors(
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_progress_updates_and_the_outcome_are_printed_as_the_fake_receives_them(
+    start: Callable[..., Served],
+) -> None:
+    """One progress line per ack the fake accepted (percent and the info Flatfile shows), then the outcome."""
+    served = start("--secret", SECRET)
+    event = job_ready_event("file:process", workbook_id="us_wb_p1")
+    job_id = event["context"]["jobId"]
+    assert served.post(event).status_code == 202
+    out = served.wait_out(f"worker  file:process {job_id}: complete")
+    assert served.stack.fake is not None
+    expected, info = [], ""
+    for call, body in served.stack.fake.calls(job_id):
+        if call.endswith("/ack"):
+            assert isinstance(body, dict)
+            info = body.get("info", info)
+            expected.append(f"progress file:process {job_id} {body['progress']:>3}%  {info}")
+    assert len(expected) >= 2
+    assert [line for line in out.splitlines() if line.startswith("progress ")] == expected
+    assert (
+        f"worker  file:process {job_id}: complete  File processed - Your file was processed successfully.\n"
+        "        next: [Review data] opens workbook us_wb_p1\n"
+    ) in out
+
+
+def test_a_duplicate_delivery_says_so_instead_of_a_second_completion(start: Callable[..., Served]) -> None:
+    """The same delivery twice: the job runs once, and the second record prints 'duplicate of …, not run'."""
+    served = start("--secret", SECRET)
+    event = job_ready_event("space:configure")
+    job_id = event["context"]["jobId"]
+    assert served.post(event).status_code == 202
+    served.wait_out(f"worker  space:configure {job_id}: complete")
+    assert served.post(event).status_code == 202
+    out = served.wait_out(f"worker  space:configure {job_id}: duplicate of {job_id}, not run")
+    assert out.count("complete  Job complete") == 1
+    assert served.stack.fake is not None
+    assert [call for call, _ in served.stack.fake.calls(job_id) if call.endswith("/complete")] == [
+        f"POST /jobs/{job_id}/complete"
+    ]
+
+
+def test_a_changed_handler_is_used_by_the_next_job(start: Callable[..., Served], jobs_copy: Path) -> None:
+    """Edit a handler's outcome message while serve runs: it says it reloaded and the next job uses the edit."""
+    served = start("--secret", SECRET)
+    assert str(jobs_copy) in served.out.getvalue()
+    assert served.stack.fake is not None
+    first = job_ready_event("workbook:submit")
+    assert served.post(first).status_code == 202
+    served.wait_for(first["context"]["jobId"], "complete")
+    handler = jobs_copy / "workbook_submit.py"
+    handler.write_text(handler.read_text().replace("Data submitted successfully.", "Sent to the warehouse."))
+    second = job_ready_event("workbook:submit")
+    assert served.post(second).status_code == 202
+    served.wait_for(second["context"]["jobId"], "complete")
+    assert (
+        served.stack.fake.job(first["context"]["jobId"])["outcome"]["message"]
+        == "Data submitted successfully."
+    )
+    assert served.stack.fake.job(second["context"]["jobId"])["outcome"]["message"] == "Sent to the warehouse."
+    assert "Reloaded jobs (workbook_submit.py changed)" in served.out.getvalue()
+
+
+def test_a_handler_module_added_while_serving_gets_its_jobs(
+    start: Callable[..., Served], add_sheet_export: Callable[[], None]
+) -> None:
+    """A job no handler wants is ignored; add a module (and register it) and the next one is accepted and run."""
+    served = start("--secret", SECRET)
+    before = served.post(job_ready_event("sheet:export"))
+    assert (before.status_code, before.json()["status"]) == (200, "ignored")
+    add_sheet_export()
+    event = job_ready_event("sheet:export")
+    job_id = event["context"]["jobId"]
+    after = served.post(event)
+    assert (after.status_code, after.json()["status"]) == (202, "accepted")
+    out = served.wait_out(f"worker  sheet:export {job_id}: complete  Export ready - Exported v1.")
+    assert "Reloaded jobs (__init__.py, sheet_export.py changed)" in out
+    assert f"progress sheet:export {job_id}  40%  Exporting the sheet..." in out
+
+
+def test_a_handler_that_fails_to_import_keeps_the_previous_code(
+    start: Callable[..., Served], jobs_copy: Path
+) -> None:
+    """A syntax error is printed and the old handler keeps running jobs; fixing the file reloads it."""
+    served = start("--secret", SECRET)
+    assert served.stack.fake is not None
+    handler = jobs_copy / "workbook_submit.py"
+    good = handler.read_text()
+    handler.write_text(good.replace("def submit_workbook(", "def submit_workbook(((", 1))
+    broken = job_ready_event("workbook:submit")
+    assert served.post(broken).status_code == 202
+    served.wait_for(broken["context"]["jobId"], "complete")
+    out = served.out.getvalue()
+    assert "Reload of jobs failed; the previous handlers stay in use:" in out
+    assert "SyntaxError" in out
+    assert (
+        served.stack.fake.job(broken["context"]["jobId"])["outcome"]["message"]
+        == "Data submitted successfully."
+    )
+    handler.write_text(good.replace("Data submitted successfully.", "Fixed and sent."))
+    fixed = job_ready_event("workbook:submit")
+    assert served.post(fixed).status_code == 202
+    served.wait_for(fixed["context"]["jobId"], "complete")
+    assert served.stack.fake.job(fixed["context"]["jobId"])["outcome"]["message"] == "Fixed and sent."
+
+
+def test_no_reload_keeps_the_handlers_loaded_at_start(start: Callable[..., Served], jobs_copy: Path) -> None:
+    """--no-reload: edits are not picked up, and the banner says the handlers are loaded once."""
+    served = start("--secret", SECRET, "--no-reload")
+    assert served.stack.fake is not None
+    handler = jobs_copy / "workbook_submit.py"
+    handler.write_text(handler.read_text().replace("Data submitted successfully.", "Sent to the warehouse."))
+    event = job_ready_event("workbook:submit")
+    assert served.post(event).status_code == 202
+    served.wait_for(event["context"]["jobId"], "complete")
+    assert (
+        served.stack.fake.job(event["context"]["jobId"])["outcome"]["message"]
+        == "Data submitted successfully."
+    )
+    assert "loaded once (--no-reload)" in served.out.getvalue()
+
+
+def test_a_record_no_handler_runs_is_not_called_a_duplicate(start: Callable[..., Served]) -> None:
+    """A queued job no handler matches (say, its module was removed) is reported as still ready, not as a
+    duplicate: nothing ran it."""
+    served = start("--secret", SECRET)
+    assert served.stack.fake is not None
+    event = job_ready_event("sheet:gone")
+    job_id = event["context"]["jobId"]
+    ensure_jobs(served.stack.fake, [event])
+    served.stack.queue.send(webhook.Delivery(event=event, body=json.dumps(event), delivery_id=event["id"]))
+    out = served.wait_out(
+        f"worker  sheet:gone {job_id}: no handler for sheet:gone ran, the job is still ready"
+    )
+    assert "duplicate" not in out

@@ -164,6 +164,16 @@ def test_env_json_sets_exactly_the_variables_template_yaml_declares() -> None:
         assert all(isinstance(value, str) for value in env[logical_id].values())
 
 
+def test_env_local_json_sets_only_variables_template_yaml_declares() -> None:
+    """sam local ignores undeclared variables: every one env.local.json gives is declared for its function."""
+    env = _load(EVENTS / "env.local.json")
+    assert env
+    for logical_id, variables in env.items():
+        declared = set(template_env(logical_id))
+        assert set(variables) <= declared, (logical_id, set(variables) - declared)
+        assert all(isinstance(value, str) for value in variables.values())
+
+
 @pytest.mark.parametrize("path", ALL_FILES, ids=_rel)
 def test_nothing_in_events_looks_like_a_real_secret(path: Path) -> None:
     """No Flatfile key, webhook secret, AWS key or private key is committed under events/."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -19,9 +20,10 @@ if TYPE_CHECKING:
 
     from .queues import JobQueue
 
-__all__ = ["Runtime", "get_runtime", "secret_reader", "use_runtime"]
+__all__ = ["Runtime", "get_runtime", "in_aws", "secret_reader", "use_runtime"]
 
 SECRET_MAX_AGE = 300
+API_KEY_ENV = "FLATFILE_API_KEY"
 # What template.yaml puts in the API key secret until the user stores the real key.
 API_KEY_PLACEHOLDER = "REPLACE_WITH_FLATFILE_SECRET_KEY"
 
@@ -89,19 +91,51 @@ def secret_reader(secret_id: str, *, setting: str) -> Callable[[], str]:
     return read
 
 
+def in_aws() -> bool:
+    """Whether this is a function running in AWS Lambda (``sam local`` sets ``AWS_SAM_LOCAL`` as well)."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and not os.environ.get("AWS_SAM_LOCAL")
+
+
+def _plain_api_key() -> str:
+    """``FLATFILE_API_KEY`` given directly: a local run's key (``sam local``, tests), refused in AWS."""
+    if in_aws():
+        raise ConfigurationError(
+            f"{API_KEY_ENV} is for local runs only: in AWS, store the key in Secrets Manager and set "
+            "FLATFILE_API_KEY_SECRET_ID (and leave FLATFILE_API_KEY empty)"
+        )
+    return os.environ[API_KEY_ENV]
+
+
 def _from_env() -> Runtime:
+    """The runtime from the function's environment; off AWS, what is not configured gets a local stand-in.
+
+    Locally (``sam local``, no AWS account): no queue URL keeps accepted jobs in this process's queue, no
+    idempotency table keeps records in memory (:meth:`Runtime.idempotency_store`), and the API key may be given
+    directly in ``FLATFILE_API_KEY``, which a function in AWS refuses.
+    """
     from jobs import listener
 
-    from .queues import SqsJobQueue
-    from .settings import FLATFILE_API_KEY_SECRET_ID, WEBHOOK_SECRET_ID
+    from .queues import MemoryJobQueue, SqsJobQueue
+    from .settings import FLATFILE_API_KEY_SECRET_ID, JOB_QUEUE_URL, WEBHOOK_SECRET_ID
 
     settings = Settings.from_env()
     webhook_secrets = secret_reader(settings.webhook_secret_id, setting=WEBHOOK_SECRET_ID)
+    queue: JobQueue = SqsJobQueue(settings.job_queue_url)
+    if not settings.job_queue_url and not in_aws():
+        from aws_lambda_powertools import Logger
+
+        Logger(child=True).warning(
+            f"{JOB_QUEUE_URL} is not set: jobs enqueued here stay in this process (a local stand-in); run "
+            "one with 'flatfile-jobs generate-event worker JOB' and 'sam local invoke WorkerFunction -e FILE'"
+        )
+        queue = MemoryJobQueue()
     return Runtime(
         settings=settings,
-        queue=SqsJobQueue(settings.job_queue_url),
+        queue=queue,
         webhook_secrets=webhook_secrets if settings.webhook_secret_id else str,
-        api_token=secret_reader(settings.api_key_secret_id, setting=FLATFILE_API_KEY_SECRET_ID),
+        api_token=_plain_api_key
+        if os.environ.get(API_KEY_ENV)
+        else secret_reader(settings.api_key_secret_id, setting=FLATFILE_API_KEY_SECRET_ID),
         listener=listener,
     )
 

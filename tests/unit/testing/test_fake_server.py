@@ -242,6 +242,20 @@ def test_ack_moves_a_job_to_executing(fake: FakeFlatfile, client: httpx.Client, 
     assert fake.jobs[job_id] == data
 
 
+def test_a_completed_job_reads_progress_100_and_a_failed_one_keeps_its_progress(
+    fake: FakeFlatfile, client: httpx.Client
+) -> None:
+    """Complete sets progress 100 (as Flatfile's API returns a complete job: flatfile-node's Job example);
+    fail leaves the progress the job reached."""
+    done, failed = ready_job(fake), ready_job(fake)
+    for job_id in (done, failed):
+        client.post(f"/jobs/{job_id}/ack", json={"info": "Working", "progress": 40})
+    completed = client.post(f"/jobs/{done}/complete", json={"outcome": {"message": "ok"}}).json()["data"]
+    assert (completed["status"], completed["progress"], completed["info"]) == ("complete", 100, "Working")
+    failing = client.post(f"/jobs/{failed}/fail", json={"info": "bad"}).json()["data"]
+    assert (failing["status"], failing["progress"]) == ("failed", 40)
+
+
 def test_ack_with_no_body_is_accepted(fake: FakeFlatfile, client: httpx.Client) -> None:
     """An empty body is an empty object."""
     job_id = ready_job(fake)

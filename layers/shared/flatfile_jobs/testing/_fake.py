@@ -45,22 +45,28 @@ class FakeFlatfile:
         token: str = "sk_test_fake",  # noqa: S107 - the fake's own test token, not a secret
         seed: int | None = 0,
         host: str = "127.0.0.1",
+        port: int = 0,
+        create_missing_jobs: bool = False,
     ) -> None:
         """Start the server.
 
         Args:
             token: The bearer token to expect.
             seed: Seeds the ids and the fault draws; ``None`` for a random seed.
-            host: The loopback address to listen on.
+            host: The address to listen on (loopback; ``0.0.0.0`` only for ``flatfile-jobs fake-api``).
+            port: The port; ``0`` picks a free one.
+            create_missing_jobs: A request on an unknown job creates it (``ready``, named ``unknown:job``)
+                instead of answering 404: the stand-alone fake, whose jobs nobody adds.
         """
         self.token = token
         self._store = Store(seed)
+        self._store.create_missing_jobs = create_missing_jobs
         self._faults = FaultBook(seed)
         self._slots: list[RecordedRequest | None] = []
         self._slots_lock = threading.Lock()
         self._generation = 0
         self._closed = False
-        self._server = FakeHTTPServer(self, host)
+        self._server = FakeHTTPServer(self, host, port)
         self.url = f"http://{self._server.server_name}:{self._server.server_port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,

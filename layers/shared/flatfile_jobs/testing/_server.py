@@ -63,11 +63,11 @@ class FakeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, fake: FakeFlatfile, host: str) -> None:
+    def __init__(self, fake: FakeFlatfile, host: str, port: int = 0) -> None:
         self.fake = fake
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
-        super().__init__((host, 0), _Handler)
+        super().__init__((host, port), _Handler)
 
     def server_bind(self) -> None:
         """Bind without the reverse DNS look-up ``HTTPServer`` does."""

@@ -21,6 +21,8 @@ from flatfile_jobs.testing._wire import (
 
 __all__ = ["Store"]
 
+# The name a job created on first reference gets (the API call does not say which job it is).
+MISSING_JOB = "unknown:job"
 _TERMINAL = frozenset({"complete", "failed", "canceled"})
 _PATCHABLE = ("status", "progress", "info", "outcome", "metadata", "estimatedCompletionAt", "input")
 _SOURCE_KEY = {"workbook": "workbookId", "sheet": "sheetId", "file": "fileId", "document": "documentId"}
@@ -35,6 +37,7 @@ class Store:
         self.events: dict[str, JSONDict] = {}
         self.records: dict[str, list[JSONDict]] = {}
         self.canceled_ack = "ok"
+        self.create_missing_jobs = False
         self._seed = seed
         self._rng = random.Random(seed)
         self._event_times: dict[str, datetime] = {}
@@ -162,6 +165,17 @@ class Store:
 
     def _job(self, job_id: str) -> JSONDict:
         job = self.jobs.get(job_id)
+        if job is None and self.create_missing_jobs:  # a stand-alone fake: jobs exist once referred to
+            self.add_job(
+                MISSING_JOB,
+                status="ready",
+                job_id=job_id,
+                environment_id="",
+                source="",
+                input=None,
+                info=None,
+            )
+            job = self.jobs[job_id]
         if job is None:
             raise ApiError(404, f"Job {job_id} not found")
         return job
@@ -198,7 +212,7 @@ class Store:
             return copy.deepcopy(job)
 
     def finish_job(self, job_id: str, status: str, body: object) -> JSONDict:
-        """``POST /jobs/{jobId}/complete`` (status ``complete``) or ``/fail`` (status ``failed``)."""
+        """``POST /jobs/{jobId}/complete`` (status ``complete``, progress 100) or ``/fail`` (status ``failed``)."""
         fields = object_body(body)
         check_fields(fields)
         with self.lock:
@@ -208,6 +222,10 @@ class Store:
             if job["status"] in _TERMINAL:
                 raise ApiError(400, f"Job is already {job['status']}")
             job["status"] = status
+            if (
+                status == "complete"
+            ):  # the API's complete job reads progress 100 (flatfile-node's Job example)
+                job["progress"] = 100
             job["outcome"] = fields.get("outcome", job["outcome"])
             job["info"] = fields.get("info", job["info"])
             job["updatedAt"] = job["finishedAt"] = self.now()
