@@ -18,17 +18,24 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from flatfile_jobs import FlatfileListener, job_handler
 from flatfile_jobs.testing import FakeFlatfile, Fault
+from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_stack.dead_letter import CRASH_MESSAGE
+from flatfile_stack.queues import MemoryJobQueue
 
 from ._pipeline import (
     API_TOKEN,
     IDEMPOTENCY_TABLE,
-    ROOT,
+    SCALED,
+    SCALED_QUEUE_VISIBILITY,
+    TIME_SCALE,
     Invocations,
     Pipeline,
+    WorkerProcess,
     chaos_faults,
     chaos_listener,
     decision,
@@ -43,6 +50,7 @@ from ._pipeline import (
 )
 
 SMALL_JOBS = 40
+DECIDED_STATUS = {"fail": "failed", "outcome": "complete", "complete": "complete"}
 
 
 @pytest.fixture
@@ -209,16 +217,13 @@ def test_handler_outliving_the_deadline_fails_the_job(fake: FakeFlatfile, stack:
 
 # -- a worker process killed mid-job --------------------------------------------------------------------
 #
-# Lambda can lose a worker mid-job (a crash, running out of memory, the platform's hard stop). Nothing marks
-# the job then: SQS hands the message out again after its visibility timeout, and the idempotency record the
-# dead run left is "in progress" with a lease that ends at the dead invocation's deadline. To test that
-# honestly, the first worker runs in a separate process and the idempotency store is a real DynamoDB API
-# (moto's server on loopback) that both processes use. The timeline is scaled down: the first invocation
-# has 3 s of remaining time (its lease), it is SIGKILLed while its handler sleeps, and the record is
-# redelivered once the lease has run out (in AWS the visibility timeout is >= 6x the function timeout, so a
-# redelivery always comes after the lease).
-
-KILL_LEASE_SECONDS = 3.0
+# Lambda can lose a worker mid-job (out of memory, a crash, the platform's hard stop): no code of ours runs.
+# The worker's heartbeat is what bounds the damage: while a job runs it keeps the message invisible only
+# `visibility_seconds` ahead and renews the job's in-progress lease, so a dead worker's message comes back
+# soon and its lease has lapsed by then. To test that honestly the worker runs in its own process (its
+# queue calls reach the test's MemoryJobQueue as JSON lines, as SQS calls would) and the idempotency store
+# is a real DynamoDB API (moto's server on loopback) both processes use. The timeline is production's,
+# 100 times faster (TIME_SCALE): the tests measure real time and report and bound it in simulated time.
 
 
 @pytest.fixture
@@ -229,6 +234,7 @@ def moto_endpoint() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    httpx.post(f"{endpoint}/moto-api/reset").raise_for_status()  # moto's state is per process, not per server
     dynamodb_client(endpoint).create_table(
         TableName=IDEMPOTENCY_TABLE,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -246,72 +252,135 @@ def wait_for(predicate: Any, seconds: float) -> bool:
     while time.monotonic() < end:
         if predicate():
             return True
-        time.sleep(0.02)
+        time.sleep(0.01)
     return False
 
 
-def test_worker_killed_mid_job_is_redelivered_and_the_job_ends(
-    fake: FakeFlatfile, stack: None, moto_endpoint: str
+def scaled_pipeline(fake: FakeFlatfile, listener: FlatfileListener, endpoint: str, **options: Any) -> Pipeline:
+    """A pipeline on production's timeline 100 times faster, in real time, with DynamoDB on moto's server."""
+    pipe = make_pipeline(fake, listener, **SCALED, **options)
+    pipe.queue = MemoryJobQueue(
+        max_receives=options.get("max_receives", 5),
+        visibility_timeout=SCALED_QUEUE_VISIBILITY,
+        backoff_scale=1 / TIME_SCALE,
+    )
+    pipe.runtime.queue = pipe.queue
+    pipe.runtime.persistence = pipe.persistence = dynamodb_store(endpoint)
+    return pipe
+
+
+def running_ticks(fake: FakeFlatfile, job_id: str) -> int:
+    return sum(1 for _, body in fake.calls(job_id) if body == {"progress": 50, "info": "Running"})
+
+
+def start_and_kill(pipe: Pipeline, fake: FakeFlatfile, endpoint: str, record: dict[str, Any]) -> float:
+    """Run ``record`` in a worker process, SIGKILL it once its job ticked "Running"; return the kill time."""
+    job_id = json.loads(record["body"])["context"]["jobId"]
+    before = running_ticks(fake, job_id)
+    child = WorkerProcess(
+        pipe.queue, {"token": fake.token, "endpoint": endpoint, "api_url": fake.url, "listener": "sleepy"}
+    )
+    try:
+        child.run(record)
+        assert wait_for(lambda: running_ticks(fake, job_id) > before, 60), child.log()
+        time.sleep(3 * SCALED["heartbeat_seconds"])  # a few heartbeats in
+        killed_at = time.monotonic()
+        child.kill()
+        assert child.process.returncode == -signal.SIGKILL
+    finally:
+        child.close()
+    return killed_at
+
+
+def test_killed_worker_job_runs_again_within_minutes_and_completes(
+    fake: FakeFlatfile, stack: None, moto_endpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A worker SIGKILLed mid-job: a redelivery within the lease is dropped, one after it finishes the job."""
-    pipe = make_pipeline(fake, sleepy_listener(fake.url, 0.2))
-    pipe.runtime.persistence = dynamodb_store(moto_endpoint)
+    """A worker SIGKILLed mid-job: its message is back in under 3 simulated minutes, and the retry completes."""
+    pipe = scaled_pipeline(fake, sleepy_listener(fake.url, 0.05), moto_endpoint)
     event = fake.create_job_event("kill:me")
     job_id = event["context"]["jobId"]
     assert pipe.deliver_event(event)["statusCode"] == 202
     record = pipe.queue.receive(timeout=1)
     assert record is not None
-    config = {
-        "token": fake.token,
-        "endpoint": moto_endpoint,
-        "api_url": fake.url,
-        "record": record,
-        "remaining": KILL_LEASE_SECONDS,
-    }
-    code = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-        "from tests.functional._pipeline import child_worker; child_worker(sys.argv[1])"
-    )
-    env = {**os.environ, "POWERTOOLS_METRICS_NAMESPACE": "FlatfileJobs"}
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, json.dumps(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        started = wait_for(
-            lambda: any(body == {"progress": 50, "info": "Running"} for _, body in fake.calls(job_id)), 30
-        )
-        assert started, (
-            child.stderr.read().decode() if child.poll() is not None and child.stderr else "no start"
-        )
-        killed_at = time.monotonic()
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stderr:
-            child.stderr.close()
+    killed_at = start_and_kill(pipe, fake, moto_endpoint, record)
     assert fake.job(job_id)["status"] == "executing"
 
-    fresh = load_app("worker")
-    early = pipe.run_record(record, worker=fresh, remaining=30)
-    assert early == {"batchItemFailures": []}  # in progress elsewhere: dropped, nothing run
-    assert fake.job(job_id)["status"] == "executing"
-    running = [body for _, body in fake.calls(job_id) if body == {"progress": 50, "info": "Running"}]
-    assert len(running) == 1
-
-    time.sleep(max(0.0, killed_at + KILL_LEASE_SECONDS + 1.1 - time.monotonic()))
-    late = pipe.run_record(record, worker=load_app("worker"), remaining=30)
-    assert late == {"batchItemFailures": []}
+    again = pipe.queue.receive(timeout=10)
+    back_after = (time.monotonic() - killed_at) * TIME_SCALE
+    assert again is not None
+    assert again["attributes"]["ApproximateReceiveCount"] == "2"
+    assert back_after < 180, f"back after {back_after:.0f} simulated s"
+    # The dead run's lease lapsed before its message came back: the retry runs the job, not drops it.
+    assert pipe.run_record(again, worker=load_app("worker"), remaining=30) == {"batchItemFailures": []}
+    pipe.queue.delete(again["receiptHandle"])
     job = fake.job(job_id)
-    assert job["status"] == "complete"
-    assert job["outcome"] == {"message": "Job complete"}
-    running = [body for _, body in fake.calls(job_id) if body == {"progress": 50, "info": "Running"}]
-    assert len(running) == 2  # the killed run and the one that finished
+    assert (job["status"], job["outcome"]) == ("complete", {"message": "Job complete"})
+    assert running_ticks(fake, job_id) == 2  # the killed run and the one that finished
+    with capsys.disabled():
+        print(f"\ncrash to retry: {back_after:.0f} s simulated (visibility {SCALED['visibility_seconds']*TIME_SCALE:.0f} s)")
+
+
+def test_job_crashing_at_every_attempt_is_failed_with_the_crash_message(
+    fake: FakeFlatfile, stack: None, moto_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed at each of its 3 receives, a job is dead-lettered and failed saying the worker stopped (OOM?)."""
+    pipe = scaled_pipeline(
+        fake, sleepy_listener(fake.url, 60), moto_endpoint, max_receives=3, worker_memory_mb=1024, worker_timeout=900
+    )
+    event = fake.create_job_event("kill:me")
+    job_id = event["context"]["jobId"]
+    assert pipe.deliver_event(event)["statusCode"] == 202
+    first_crash = None
+    for attempt in range(1, 4):
+        record = pipe.queue.receive(timeout=10)
+        assert record is not None, f"attempt {attempt} never came"
+        assert record["attributes"]["ApproximateReceiveCount"] == str(attempt)
+        killed_at = start_and_kill(pipe, fake, moto_endpoint, record)
+        first_crash = first_crash or killed_at
+    assert pipe.queue.receive(timeout=10) is None
+    assert len(pipe.queue.dead_letters) == 1
+    [dead] = pipe.queue.dead_letters
+    dead_letter_app = load_app("dead_letter")
+    answer = dead_letter_app.lambda_handler({"Records": [dead]}, LocalContext("DeadLetterFunction", 60.0))
+    assert answer == {"batchItemFailures": []}
+    failed_after = (time.monotonic() - first_crash) * TIME_SCALE
+    message = CRASH_MESSAGE.format(
+        job_id=job_id, limits=" (the worker has 1024 MB and 900 s per attempt)"
+    )
+    job = fake.job(job_id)
+    assert (job["status"], job["outcome"]["message"]) == ("failed", message)
+    assert "out of memory" in message
+    assert running_ticks(fake, job_id) == 3
+    with capsys.disabled():
+        print(f"\nfirst crash to job failed: {failed_after:.0f} s simulated (3 receives)")
+
+
+def test_duplicate_of_a_job_running_past_its_lease_is_dropped(
+    fake: FakeFlatfile, stack: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job running 4 leases long keeps its claim (the heartbeat renews it): a duplicate meanwhile is dropped."""
+    invocations = Invocations()
+    pipe = make_pipeline(fake, chaos_listener(fake.url, invocations, sleep=4 * SCALED["lease_seconds"]), **SCALED)
+    event = fake.create_job_event("chaos:async")
+    job_id = event["context"]["jobId"]
+    for _ in range(2):
+        assert pipe.deliver_event(event)["statusCode"] == 202
+    first, second = pipe.queue.receive(timeout=1), pipe.queue.receive(timeout=1)
+    assert first is not None and second is not None
+    results: list[Any] = []
+    running = threading.Thread(target=lambda: results.append(pipe.run_record(first)))
+    running.start()
+    try:
+        assert wait_for(lambda: invocations.count(job_id) == 1, 30)
+        time.sleep(2 * SCALED["lease_seconds"])  # two leases later, the job still runs
+        assert running.is_alive()
+        assert pipe.run_record(second, worker=load_app("worker")) == {"batchItemFailures": []}
+    finally:
+        running.join(timeout=60)
+    assert results == [{"batchItemFailures": []}]
+    assert invocations.count(job_id) == 1
+    assert sum(1 for _, body in fake.calls(job_id) if body == {"info": "Accepted", "progress": 0}) == 1
+    assert fake.job(job_id)["status"] == DECIDED_STATUS[decision(job_id)]
 
 
 @pytest.mark.parametrize(
