@@ -24,7 +24,7 @@ import pytest
 from flatfile_jobs import FlatfileListener, job_handler
 from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._lambda import LocalContext
-from flatfile_stack.dead_letter import CRASH_MESSAGE
+from flatfile_stack.dead_letter import CRASH_MESSAGE, DEAD_LETTER_MESSAGE
 from flatfile_stack.queues import MemoryJobQueue
 
 from ._pipeline import (
@@ -136,6 +136,84 @@ def test_chaos_pipeline(fake: FakeFlatfile, stack: None, capsys: pytest.CaptureF
     figures = check_chaos(fake, run)
     with capsys.disabled():  # the figures for the closing note, shown even without -s
         print(f"\n{figures}")
+
+
+def final_of(job: dict[str, Any]) -> tuple[str, str]:
+    """A job's status and outcome message."""
+    return str(job["status"]), str((job.get("outcome") or {}).get("message"))
+
+
+MAX_RECEIVES = 2  # small enough that records really are dead-lettered
+
+
+def fail_message(request: Any) -> object:
+    """The outcome message of a recorded fail request."""
+    body = request.body if isinstance(request.body, dict) else {}
+    return (body.get("outcome") or {}).get("message")
+
+
+def decided_final(job_id: str) -> tuple[str, str]:
+    """The status and outcome message a chaos handler's decision ends its job with."""
+    verdict = decision(job_id)
+    if verdict == "fail":
+        return "failed", planned_failure(job_id)
+    if verdict == "outcome":
+        return "complete", f"Custom outcome for {job_id}"
+    return "complete", "Job complete"
+
+
+@pytest.mark.slow
+def test_chaos_with_a_small_retry_budget_redelivers_and_dead_letters(
+    fake: FakeFlatfile, stack: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Faults the client may not retry away: records are redelivered (backoff on the simulated clock) and
+    dead-lettered after 2 receives; each job ends exactly as decided or failed with the dead-letter message."""
+    jobs = int(os.environ.get("FLATFILE_JOBS_CHAOS_JOBS", str(SMALL_JOBS)))
+    invocations = Invocations()
+    pipe = make_pipeline(
+        fake, chaos_listener(fake.url, invocations, retry_budget=0.02), max_receives=MAX_RECEIVES
+    )
+    events = [fake.create_job_event("chaos:sync" if i % 2 else "chaos:async") for i in range(jobs)]
+    chaos_faults(fake)
+    assert Counter(pipe.deliver_event(event)["statusCode"] for event in events) == Counter({202: jobs})
+    stats = pipe.drain(workers=4 if jobs > SMALL_JOBS else 2)
+    assert pipe.queue.pending() == 0
+    assert stats.batch_failures > 0  # records really were redelivered…
+    assert stats.dead_letters > 0  # …and dead-lettered
+    receives = Counter(job_id for _, _, job_id in stats.receives)
+    dead = set(stats.dead_lettered_jobs)
+    ended: Counter[str] = Counter()
+    for event in events:
+        job_id = event["context"]["jobId"]
+        final = final_of(fake.job(job_id))
+        finishes = [r for r in fake.requests if r.path in (f"/jobs/{job_id}/complete", f"/jobs/{job_id}/fail")]
+        taken = [r for r in finishes if r.status == 200]
+        runs = invocations.count(job_id)
+        assert runs <= receives[job_id], job_id  # a handler runs at most once per delivery
+        assert len(taken) <= 1, job_id  # and its job is finished at most once
+        if final == decided_final(job_id):
+            ended["as decided"] += 1
+            assert runs >= 1, job_id
+        elif final == ("failed", DEAD_LETTER_MESSAGE.format(job_id=job_id)):
+            # Dead-lettered; only the dead-letter function's fail took effect.
+            ended["dead-lettered"] += 1
+            assert job_id in dead and receives[job_id] == MAX_RECEIVES, job_id
+            assert not [r for r in taken if r.path.endswith("/complete")], job_id
+        else:
+            # The handler decided "complete", complete failed for good: the job is failed with that error.
+            ended["complete refused, failed with its error"] += 1
+            assert decision(job_id) != "fail", (job_id, final)
+            assert any(r.path.endswith("/complete") and r.status != 200 for r in finishes), job_id
+            assert final[0] == "failed", (job_id, final)
+            assert any(fail_message(r) == final[1] for r in finishes if r.path.endswith("/fail")), job_id
+        assert job_id not in dead or receives[job_id] == MAX_RECEIVES, job_id
+    assert sum(ended.values()) == jobs
+    with capsys.disabled():
+        print(
+            f"\nchaos with redelivery: {jobs} jobs, worker calls {stats.worker_calls}, failed records "
+            f"{stats.batch_failures}, dead letters {stats.dead_letters}, dead-letter calls "
+            f"{stats.dead_letter_calls}, simulated {pipe.clock():.0f} s, ended {dict(ended)}"
+        )
 
 
 def test_duplicate_deliveries_in_a_row_run_once(fake: FakeFlatfile, stack: None) -> None:

@@ -22,8 +22,10 @@ from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_cli._lambda import LocalContext
 from flatfile_stack import runtime
+from flatfile_stack.dead_letter import DEAD_LETTER_MESSAGE
 from jobs.data_validate import NO_RECORDS_MESSAGE
 
+from ._pipeline import Invocations, chaos_listener, isolated_stack, make_pipeline
 from ._support import (
     API_TOKEN,
     EVENTS,
@@ -328,3 +330,40 @@ def test_worker_events_carry_what_the_receiver_enqueues() -> None:
             "job": receiver_event["payload"]["job"],
         }
     assert Path(EVENTS / "raw" / "job_ready.json").is_file()
+
+
+# -- redelivery of a failed record, on the queue's simulated clock ---------------------------------------
+
+
+def test_failed_record_comes_back_after_30s_1_2_4_min_then_is_dead_lettered(
+    fake: FakeFlatfile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record failing at every receive is handed out again after ~30 s, 1, 2, 4 min, then dead-lettered.
+
+    Each failure is logged at ERROR with its job id and reason and counted (RecordsFailed); after the 5th
+    receive the dead-letter function fails the job with the general message (our code reported each failure).
+    """
+    with isolated_stack():
+        listener = chaos_listener(fake.url, Invocations())
+        pipe = make_pipeline(fake, listener, max_receives=5)
+        event = fake.create_job_event("chaos:sync")
+        job_id = event["context"]["jobId"]
+        fake.add_fault(Fault(path=f"/jobs/{job_id}/ack", method="POST", status=401))
+        assert pipe.deliver_event(event)["statusCode"] == 202
+        point_logs_at_stdout()
+        stats = pipe.drain()
+    assert [count for _, count, _ in stats.receives] == [1, 2, 3, 4, 5]
+    times = [at for at, _, _ in stats.receives]
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    for gap, ceiling in zip(gaps, (30, 60, 120, 240), strict=True):
+        assert ceiling / 2 <= gap <= ceiling, gaps
+    assert stats.dead_lettered_jobs == [job_id]
+    job = fake.job(job_id)
+    assert (job["status"], job["outcome"]["message"]) == ("failed", DEAD_LETTER_MESSAGE.format(job_id=job_id))
+    out = capsys.readouterr().out
+    errors = [json.loads(line) for line in out.splitlines() if line.startswith('{"level":"ERROR"')]
+    failed = [line for line in errors if line["message"].startswith("Job record failed")]
+    assert [line["receive_count"] for line in failed] == [1, 2, 3, 4, 5]
+    assert {line["job_id"] for line in failed} == {job_id}
+    assert {(line["reason"], line["status"]) for line in failed} == {("FlatfileAPIError: Injected fault", 401)}
+    assert metric_names(out).count("RecordsFailed") == 5

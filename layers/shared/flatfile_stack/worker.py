@@ -228,13 +228,16 @@ def handle_record(
         from aws_lambda_powertools.metrics import MetricUnit
 
         metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=1)
+        cause = exc.errors[0] if isinstance(exc, flatfile_jobs.DispatchError) and exc.errors else exc
         _logger().error(
             "Job record failed; SQS delivers it again after a backoff, or dead-letters it",
             extra={
                 "job_id": job_id or _job_id_of(body),
-                "reason": f"{type(exc).__name__}: {exc}",
+                "reason": f"{type(cause).__name__}: {cause}",
+                "status": getattr(cause, "status", None),
                 "receive_count": receive_count,
             },
+            exc_info=True,
         )
         raise
 
