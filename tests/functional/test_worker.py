@@ -22,6 +22,7 @@ from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_cli._lambda import LocalContext
 from flatfile_stack import runtime
+from flatfile_stack import worker as worker_module
 from flatfile_stack.dead_letter import DEAD_LETTER_MESSAGE
 from jobs.data_validate import NO_RECORDS_MESSAGE
 
@@ -367,3 +368,71 @@ def test_failed_record_comes_back_after_30s_1_2_4_min_then_is_dead_lettered(
     assert {line["job_id"] for line in failed} == {job_id}
     assert {(line["reason"], line["status"]) for line in failed} == {("FlatfileAPIError: Injected fault", 401)}
     assert metric_names(out).count("RecordsFailed") == 5
+
+
+def nested_event(depth: int) -> dict[str, Any]:
+    """The space:configure worker event with a ``payload.input`` ``depth`` objects deep."""
+    event = load_event("worker/space_configure.json")
+    [record] = event["Records"]
+    body = json.loads(record["body"])
+    deep: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        deep = {"a": deep}
+    body["payload"]["input"] = deep
+    record["body"] = json.dumps(body)
+    return event
+
+
+def test_deeply_nested_event_runs_keyed_on_the_job_id(invoke: Invoke, fake: FakeFlatfile, aws: AwsStack) -> None:
+    """A payload.input 480 objects deep runs: idempotency is keyed on the job id, the event is never copied."""
+    event = nested_event(480)
+    job_id = add_job_for(fake, event)
+    assert invoke(event) == {"batchItemFailures": []}
+    assert fake.calls(job_id) == expected_space_configure(job_id)
+    [item] = aws.idempotency_items()
+    assert item["status"]["S"] == "COMPLETED"
+    assert item["id"]["S"].startswith("job#")
+
+
+def test_event_nested_1000_deep_fails_its_job_without_recursion_error(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1,000 levels (python3.13 parses it): the job is failed saying why, logged, counted, never retried."""
+    event = nested_event(1000)
+    job_id = add_job_for(fake, event)
+    assert invoke(event) == {"batchItemFailures": []}
+    message = f"This job's event is nested more than {worker_module.MAX_EVENT_DEPTH} levels deep, so it was not run."
+    job = fake.job(job_id)
+    assert (job["status"], job["outcome"]["message"]) == ("failed", message)
+    assert aws.idempotency_items() == []
+    out = capsys.readouterr().out
+    assert "RecursionError" not in out
+    assert metric_names(out) == ["JobsRefused"]
+
+
+def test_placeholder_api_key_fails_the_record_naming_the_command_to_run(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The template's placeholder key: each record fails at ERROR with the exact put-secret-value command."""
+    aws.secretsmanager.put_secret_value(
+        SecretId=aws.api_key_secret_arn, SecretString="REPLACE_WITH_FLATFILE_SECRET_KEY"
+    )
+    try:
+        event = load_event("worker/file_process.json")
+        job_id = add_job_for(fake, event)
+        message_id = event["Records"][0]["messageId"]
+        assert invoke(event) == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    finally:
+        aws.secretsmanager.put_secret_value(SecretId=aws.api_key_secret_arn, SecretString=API_TOKEN)
+    assert fake.requests == []
+    out = capsys.readouterr().out
+    [line] = [json.loads(x) for x in out.splitlines() if '"Job record failed' in x]
+    command = (
+        f"aws secretsmanager put-secret-value --secret-id {aws.api_key_secret_arn} --secret-string sk_..."
+    )
+    assert (line["level"], line["job_id"]) == ("ERROR", job_id)
+    assert line["reason"] == (
+        "ConfigurationError: The secret named by FLATFILE_API_KEY_SECRET_ID holds no value yet: "
+        f"store it with {command}"
+    )
+    assert metric_names(out) == ["RecordsFailed"]

@@ -90,6 +90,8 @@ def handle_dead_letter(
             metrics.add_metric(name="DeadLettersDropped", unit=MetricUnit.Count, value=1)
             logger.error("Giving up on a dead letter; dropped", extra={**context, "reason": reason})
             return False
+        # Counted too: with partial batch responses Lambda's Errors metric never sees it.
+        metrics.add_metric(name="DeadLettersRetried", unit=MetricUnit.Count, value=1)
         logger.error("Could not fail the dead-lettered job; retried later", extra={**context, "reason": reason})
         raise
     metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=1)

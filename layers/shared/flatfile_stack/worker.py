@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -41,6 +41,9 @@ __all__ = ["Heartbeat", "handle_record", "process_record", "retry_delay", "retry
 # A failed record comes back after ~30 s, 1, 2, 4, 8 min… instead of the queue's visibility timeout.
 RETRY_BASE_SECONDS = 30
 RETRY_CAP_SECONDS = 900
+# Deeper events are never run (the listener's matching recurses per level; the receiver refuses far less):
+# the job is failed with a message saying why, not retried into the dead-letter queue.
+MAX_EVENT_DEPTH = 500
 # How long the heartbeat thread may take to stop once the job ended (one SQS or DynamoDB call at most).
 HEARTBEAT_STOP_SECONDS = 10.0
 
@@ -184,6 +187,8 @@ def process_record(
     runtime = get_runtime()
     event = json.loads(body)
     job_id = str(event["context"]["jobId"])
+    if nesting_depth(event) > MAX_EVENT_DEPTH:
+        return _refuse_too_deep(runtime, job_id, metrics)
     timeout = context.get_remaining_time_in_millis() / 1000 - runtime.settings.deadline_margin
     persistence = runtime.idempotency_store()
     run, config = _idempotent(id(runtime), persistence)
@@ -200,6 +205,35 @@ def process_record(
     if metrics is not None:
         _record_metrics(metrics, outcome)
     return outcome
+
+
+def nesting_depth(value: object) -> int:
+    """How deeply containers nest in ``value`` (``0`` for a scalar), without recursion."""
+    depth, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth = max(depth, level + 1)
+        stack.extend((child, level + 1) for child in children)
+    return depth
+
+
+def _refuse_too_deep(runtime: Runtime, job_id: str, metrics: Metrics | None) -> dict[str, Any]:
+    """Fail a job whose event nests too deeply to run (logged at ERROR, counted as JobsRefused)."""
+    message = f"This job's event is nested more than {MAX_EVENT_DEPTH} levels deep, so it was not run."
+    _logger().error("Job refused: event nested too deeply", extra={"job_id": job_id, "reason": message})
+    flatfile_jobs.configure(token=runtime.api_token())
+    flatfile_jobs.fail_unfinished_job(job_id, message)
+    if metrics is not None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        metrics.add_metric(name="JobsRefused", unit=MetricUnit.Count, value=1)
+    return {"job_id": job_id, "results": [], "refused": True}
 
 
 def handle_record(
