@@ -262,63 +262,17 @@ class Pipeline:
         records (a failed one is left to its visibility, as in SQS); dead letters go to the dead-letter
         function (a failing one is tried again, up to its bound); when every worker is idle and every
         message invisible, the simulated clock jumps to the next message's visibility."""
-        stats = DrainStats()
-        lock = threading.Lock()
-        busy = [0]
+        drainer = _Drainer(self, time.monotonic() + max_seconds)
         apps = [self.worker] + [load_app("worker") for _ in range(workers - 1)]
-        dead_letter_app = load_app("dead_letter")
-        stop_at = time.monotonic() + max_seconds
-
-        def take() -> dict[str, Any] | None:
-            with lock:
-                record = self.queue.receive(timeout=0)
-                if record is not None:
-                    busy[0] += 1
-                    stats.receives.append(
-                        (self.clock(), int(record["attributes"]["ApproximateReceiveCount"]), _job_of(record))
-                    )
-                    return record
-                if busy[0] == 0:
-                    self._run_dead_letters(dead_letter_app, stats)
-                    wait = self.queue.next_visible_in()
-                    if wait is None:
-                        raise _Drained
-                    self.clock.advance(wait)
-            time.sleep(0.001)
-            return None
-
-        def consume(app: ModuleType) -> None:
-            while time.monotonic() < stop_at:
-                try:
-                    record = take()
-                except _Drained:
-                    return
-                if record is None:
-                    continue
-                try:
-                    result = self.run_record(record, worker=app)
-                except Exception:  # Powertools raises when every record of the batch failed
-                    failed, errored = True, True
-                else:
-                    failed, errored = bool(result["batchItemFailures"]), False
-                if failed:
-                    self.queue.release(record["receiptHandle"])
-                else:
-                    self.queue.delete(record["receiptHandle"])
-                with lock:
-                    busy[0] -= 1
-                    stats.worker_calls += 1
-                    stats.batch_failures += failed
-                    stats.invocation_errors += errored
-
         threads = [
-            threading.Thread(target=consume, args=(app,), name=f"worker-{i}") for i, app in enumerate(apps)
+            threading.Thread(target=drainer.consume, args=(app,), name=f"worker-{i}")
+            for i, app in enumerate(apps)
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        return stats
+        return drainer.stats
 
     def _run_dead_letters(self, app: ModuleType, stats: DrainStats) -> None:
         """The dead-letter function on each new dead letter, tried again while it reports a failure."""
@@ -337,6 +291,61 @@ class Pipeline:
 
 class _Drained(Exception):
     """Nothing is left to run."""
+
+
+class _Drainer:
+    """The state the worker threads of one :meth:`Pipeline.drain` share."""
+
+    def __init__(self, pipe: Pipeline, stop_at: float) -> None:
+        self.pipe, self.stop_at = pipe, stop_at
+        self.stats = DrainStats()
+        self.lock = threading.Lock()
+        self.busy = 0
+        self.dead_letter_app = load_app("dead_letter")
+
+    def take(self) -> dict[str, Any] | None:
+        """A visible record, or ``None`` after moving time on (raises :class:`_Drained` when all is done)."""
+        pipe = self.pipe
+        with self.lock:
+            record = pipe.queue.receive(timeout=0)
+            if record is not None:
+                self.busy += 1
+                count = int(record["attributes"]["ApproximateReceiveCount"])
+                self.stats.receives.append((pipe.clock(), count, _job_of(record)))
+                return record
+            if self.busy == 0:
+                pipe._run_dead_letters(self.dead_letter_app, self.stats)
+                wait = pipe.queue.next_visible_in()
+                if wait is None:
+                    raise _Drained
+                pipe.clock.advance(wait)
+        time.sleep(0.001)
+        return None
+
+    def consume(self, app: ModuleType) -> None:
+        """One worker instance's loop: run each record, delete it or leave it to its visibility."""
+        while time.monotonic() < self.stop_at:
+            try:
+                record = self.take()
+            except _Drained:
+                return
+            if record is None:
+                continue
+            try:
+                result = self.pipe.run_record(record, worker=app)
+            except Exception:  # Powertools raises when every record of the batch failed
+                failed, errored = True, True
+            else:
+                failed, errored = bool(result["batchItemFailures"]), False
+            if failed:
+                self.pipe.queue.release(record["receiptHandle"])
+            else:
+                self.pipe.queue.delete(record["receiptHandle"])
+            with self.lock:
+                self.busy -= 1
+                self.stats.worker_calls += 1
+                self.stats.batch_failures += failed
+                self.stats.invocation_errors += errored
 
 
 def _job_of(record: Mapping[str, Any]) -> str:
@@ -475,18 +484,18 @@ def dynamodb_store(endpoint: str) -> Any:
 # Production's heartbeat (20 s), lease (60 s) and message visibility (90 s) and the queue's visibility
 # timeout (900 s), 100 times faster: the process tests run in real time and report simulated time.
 TIME_SCALE = 100.0
-SCALED = {"heartbeat_seconds": 0.2, "lease_seconds": 0.6, "visibility_seconds": 0.9}
+SCALED: dict[str, Any] = {"heartbeat_seconds": 0.2, "lease_seconds": 0.6, "visibility_seconds": 0.9}
 SCALED_QUEUE_VISIBILITY = 9.0
 
 
 class _PipeQueue:
     """The child's job queue: each visibility change is a JSON line to the parent, which owns the queue."""
 
-    def __init__(self, out: Any) -> None:  # noqa: ANN401 - a text file
+    def __init__(self, out: Any) -> None:
         self._out = out
         self._lock = threading.Lock()
 
-    def send(self, delivery: Any) -> None:  # noqa: ANN401 - never called in a worker
+    def send(self, delivery: Any) -> None:
         raise NotImplementedError
 
     def retry_later(self, receipt_handle: str, seconds: int) -> None:
@@ -549,7 +558,7 @@ class WorkerProcess:
         self.queue = queue
         self.done = threading.Event()
         self.answers: list[dict[str, Any]] = []
-        self.stderr = tempfile.TemporaryFile()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         code = (
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
             "from tests.functional._pipeline import child_worker; child_worker(sys.argv[1])"

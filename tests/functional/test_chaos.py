@@ -10,8 +10,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -186,7 +184,9 @@ def test_chaos_with_a_small_retry_budget_redelivers_and_dead_letters(
     for event in events:
         job_id = event["context"]["jobId"]
         final = final_of(fake.job(job_id))
-        finishes = [r for r in fake.requests if r.path in (f"/jobs/{job_id}/complete", f"/jobs/{job_id}/fail")]
+        finishes = [
+            r for r in fake.requests if r.path in (f"/jobs/{job_id}/complete", f"/jobs/{job_id}/fail")
+        ]
         taken = [r for r in finishes if r.status == 200]
         runs = invocations.count(job_id)
         assert runs <= receives[job_id], job_id  # a handler runs at most once per delivery
@@ -197,7 +197,8 @@ def test_chaos_with_a_small_retry_budget_redelivers_and_dead_letters(
         elif final == ("failed", DEAD_LETTER_MESSAGE.format(job_id=job_id)):
             # Dead-lettered; only the dead-letter function's fail took effect.
             ended["dead-lettered"] += 1
-            assert job_id in dead and receives[job_id] == MAX_RECEIVES, job_id
+            assert job_id in dead, job_id
+            assert receives[job_id] == MAX_RECEIVES, job_id
             assert not [r for r in taken if r.path.endswith("/complete")], job_id
         else:
             # The handler decided "complete", complete failed for good: the job is failed with that error.
@@ -334,7 +335,9 @@ def wait_for(predicate: Any, seconds: float) -> bool:
     return False
 
 
-def scaled_pipeline(fake: FakeFlatfile, listener: FlatfileListener, endpoint: str, **options: Any) -> Pipeline:
+def scaled_pipeline(
+    fake: FakeFlatfile, listener: FlatfileListener, endpoint: str, **options: Any
+) -> Pipeline:
     """A pipeline on production's timeline 100 times faster, in real time, with DynamoDB on moto's server."""
     pipe = make_pipeline(fake, listener, **SCALED, **options)
     pipe.queue = MemoryJobQueue(
@@ -395,7 +398,9 @@ def test_killed_worker_job_runs_again_within_minutes_and_completes(
     assert (job["status"], job["outcome"]) == ("complete", {"message": "Job complete"})
     assert running_ticks(fake, job_id) == 2  # the killed run and the one that finished
     with capsys.disabled():
-        print(f"\ncrash to retry: {back_after:.0f} s simulated (visibility {SCALED['visibility_seconds']*TIME_SCALE:.0f} s)")
+        print(
+            f"\ncrash to retry: {back_after:.0f} s simulated (visibility {SCALED['visibility_seconds'] * TIME_SCALE:.0f} s)"
+        )
 
 
 def test_job_crashing_at_every_attempt_is_failed_with_the_crash_message(
@@ -403,7 +408,12 @@ def test_job_crashing_at_every_attempt_is_failed_with_the_crash_message(
 ) -> None:
     """Killed at each of its 3 receives, a job is dead-lettered and failed saying the worker stopped (OOM?)."""
     pipe = scaled_pipeline(
-        fake, sleepy_listener(fake.url, 60), moto_endpoint, max_receives=3, worker_memory_mb=1024, worker_timeout=900
+        fake,
+        sleepy_listener(fake.url, 60),
+        moto_endpoint,
+        max_receives=3,
+        worker_memory_mb=1024,
+        worker_timeout=900,
     )
     event = fake.create_job_event("kill:me")
     job_id = event["context"]["jobId"]
@@ -425,16 +435,16 @@ def test_job_crashing_at_every_attempt_is_failed_with_the_crash_message(
     dead_letter_app = load_app("dead_letter")
     answer = dead_letter_app.lambda_handler({"Records": [dead]}, LocalContext("DeadLetterFunction", 60.0))
     assert answer == {"batchItemFailures": []}
-    message = CRASH_MESSAGE.format(
-        job_id=job_id, limits=" (the worker has 1024 MB and 900 s per attempt)"
-    )
+    message = CRASH_MESSAGE.format(job_id=job_id, limits=" (the worker has 1024 MB and 900 s per attempt)")
     job = fake.job(job_id)
     assert (job["status"], job["outcome"]["message"]) == ("failed", message)
     assert "out of memory" in message
     assert running_ticks(fake, job_id) == 3
     assert all(wait < 180 for wait in waits), waits
     with capsys.disabled():
-        print(f"\nwaits after each crash: {[round(w) for w in waits]} simulated s (3 receives, then dead letter)")
+        print(
+            f"\nwaits after each crash: {[round(w) for w in waits]} simulated s (3 receives, then dead letter)"
+        )
 
 
 def test_duplicate_of_a_job_running_past_its_lease_is_dropped(
@@ -442,13 +452,16 @@ def test_duplicate_of_a_job_running_past_its_lease_is_dropped(
 ) -> None:
     """A job running 4 leases long keeps its claim (the heartbeat renews it): a duplicate meanwhile is dropped."""
     invocations = Invocations()
-    pipe = make_pipeline(fake, chaos_listener(fake.url, invocations, sleep=4 * SCALED["lease_seconds"]), **SCALED)
+    pipe = make_pipeline(
+        fake, chaos_listener(fake.url, invocations, sleep=4 * SCALED["lease_seconds"]), **SCALED
+    )
     event = fake.create_job_event("chaos:async")
     job_id = event["context"]["jobId"]
     for _ in range(2):
         assert pipe.deliver_event(event)["statusCode"] == 202
     first, second = pipe.queue.receive(timeout=1), pipe.queue.receive(timeout=1)
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     results: list[Any] = []
     running = threading.Thread(target=lambda: results.append(pipe.run_record(first)))
     running.start()

@@ -159,7 +159,9 @@ def test_unreadable_dead_letter_is_dropped_at_once_logged_and_counted(
     assert line["reason"].startswith("ValueError: the record holds no job:ready event")
 
 
-@pytest.mark.parametrize(("receives", "dropped"), [(DEAD_LETTER_MAX_RECEIVES - 1, False), (DEAD_LETTER_MAX_RECEIVES, True)])
+@pytest.mark.parametrize(
+    ("receives", "dropped"), [(DEAD_LETTER_MAX_RECEIVES - 1, False), (DEAD_LETTER_MAX_RECEIVES, True)]
+)
 def test_dead_letter_flatfile_keeps_refusing_is_given_up_after_bounded_tries(
     invoke: Invoke, fake: FakeFlatfile, capsys: pytest.CaptureFixture[str], receives: int, dropped: bool
 ) -> None:

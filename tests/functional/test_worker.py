@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -355,7 +356,7 @@ def test_failed_record_comes_back_after_30s_1_2_4_min_then_is_dead_lettered(
         stats = pipe.drain()
     assert [count for _, count, _ in stats.receives] == [1, 2, 3, 4, 5]
     times = [at for at, _, _ in stats.receives]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     for gap, ceiling in zip(gaps, (30, 60, 120, 240), strict=True):
         assert ceiling / 2 <= gap <= ceiling, gaps
     assert stats.dead_lettered_jobs == [job_id]
@@ -366,7 +367,9 @@ def test_failed_record_comes_back_after_30s_1_2_4_min_then_is_dead_lettered(
     failed = [line for line in errors if line["message"].startswith("Job record failed")]
     assert [line["receive_count"] for line in failed] == [1, 2, 3, 4, 5]
     assert {line["job_id"] for line in failed} == {job_id}
-    assert {(line["reason"], line["status"]) for line in failed} == {("FlatfileAPIError: Injected fault", 401)}
+    assert {(line["reason"], line["status"]) for line in failed} == {
+        ("FlatfileAPIError: Injected fault", 401)
+    }
     assert metric_names(out).count("RecordsFailed") == 5
 
 
@@ -383,7 +386,9 @@ def nested_event(depth: int) -> dict[str, Any]:
     return event
 
 
-def test_deeply_nested_event_runs_keyed_on_the_job_id(invoke: Invoke, fake: FakeFlatfile, aws: AwsStack) -> None:
+def test_deeply_nested_event_runs_keyed_on_the_job_id(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack
+) -> None:
     """A payload.input 480 objects deep runs: idempotency is keyed on the job id, the event is never copied."""
     event = nested_event(480)
     job_id = add_job_for(fake, event)

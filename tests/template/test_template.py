@@ -289,7 +289,8 @@ def test_heartbeat_lease_and_visibility_fit_together(template: Template, resourc
     """
     settings = Settings()
     beat, lease, visibility = settings.heartbeat_seconds, settings.lease_seconds, settings.visibility_seconds
-    assert 0 < beat and 3 * beat <= lease
+    assert beat > 0
+    assert 3 * beat <= lease
     assert lease + beat <= visibility
     assert visibility == int(visibility)  # SQS takes whole seconds
     queue_visibility = resources["JobQueue"]["Properties"]["VisibilityTimeout"]
@@ -301,7 +302,9 @@ def test_heartbeat_lease_and_visibility_fit_together(template: Template, resourc
     env = function_env(template, resources["DeadLetterFunction"])
     assert env["WORKER_MEMORY_MB"] == str(resources["WorkerFunction"]["Properties"]["MemorySize"])
     assert env["WORKER_TIMEOUT_SECONDS"] == resources["WorkerFunction"]["Properties"]["Timeout"]
-    assert env["IDEMPOTENCY_TABLE"] == function_env(template, resources["WorkerFunction"])["IDEMPOTENCY_TABLE"]
+    assert (
+        env["IDEMPOTENCY_TABLE"] == function_env(template, resources["WorkerFunction"])["IDEMPOTENCY_TABLE"]
+    )
 
 
 def test_every_consumed_queue_outlasts_its_function(template: Template, resources: dict[str, Any]) -> None:
@@ -540,7 +543,10 @@ def test_alarms_watch_the_failure_paths(template: Template, resources: dict[str,
         1,
     )
 
-    for metric, function in (("RecordsFailed", "WorkerFunction"), ("DeadLettersDropped", "DeadLetterFunction")):
+    for metric, function in (
+        ("RecordsFailed", "WorkerFunction"),
+        ("DeadLettersDropped", "DeadLetterFunction"),
+    ):
         (alarm,) = _alarm_on(resources, "FlatfileJobs", metric)
         service = function_env(template, resources[function])["POWERTOOLS_SERVICE_NAME"]
         assert alarm["Dimensions"] == [{"Name": "service", "Value": service}], metric

@@ -49,7 +49,9 @@ def dead_letter_message(job_id: str, *, crashed: bool, settings: Settings) -> st
         return DEAD_LETTER_MESSAGE.format(job_id=job_id)
     limits = ""
     if settings.worker_memory_mb and settings.worker_timeout:
-        limits = f" (the worker has {settings.worker_memory_mb} MB and {settings.worker_timeout} s per attempt)"
+        limits = (
+            f" (the worker has {settings.worker_memory_mb} MB and {settings.worker_timeout} s per attempt)"
+        )
     return CRASH_MESSAGE.format(job_id=job_id, limits=limits)
 
 
@@ -92,7 +94,9 @@ def handle_dead_letter(
             return False
         # Counted too: with partial batch responses Lambda's Errors metric never sees it.
         metrics.add_metric(name="DeadLettersRetried", unit=MetricUnit.Count, value=1)
-        logger.error("Could not fail the dead-lettered job; retried later", extra={**context, "reason": reason})
+        logger.error(
+            "Could not fail the dead-lettered job; retried later", extra={**context, "reason": reason}
+        )
         raise
     metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=1)
     logger.error("Dead-lettered job", extra={"message_id": message_id, "marked_failed": failed})

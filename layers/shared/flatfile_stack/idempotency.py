@@ -25,8 +25,8 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 
 __all__ = [
     "JOB_KEY_PREFIX",
-    "LeasedDynamoDBPersistenceLayer",
     "LeaseRenewing",
+    "LeasedDynamoDBPersistenceLayer",
     "MemoryPersistenceLayer",
     "dynamodb_persistence",
     "job_config",
@@ -152,8 +152,14 @@ class LeasedDynamoDBPersistenceLayer(DynamoDBPersistenceLayer):
                 Key=self._get_key(idempotency_key),
                 UpdateExpression="SET #lease = :until",
                 ConditionExpression="#status = :in_progress",
-                ExpressionAttributeNames={"#lease": self.in_progress_expiry_attr, "#status": self.status_attr},
-                ExpressionAttributeValues={":until": {"N": str(until_ms)}, ":in_progress": {"S": _IN_PROGRESS}},
+                ExpressionAttributeNames={
+                    "#lease": self.in_progress_expiry_attr,
+                    "#status": self.status_attr,
+                },
+                ExpressionAttributeValues={
+                    ":until": {"N": str(until_ms)},
+                    ":in_progress": {"S": _IN_PROGRESS},
+                },
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False

@@ -85,7 +85,7 @@ class MemoryJobQueue:
     """An in-process queue with the SQS semantics that matter here, on an injectable clock.
 
     Records are shaped like SQS's. A received message is invisible for ``visibility_timeout`` seconds unless
-    :meth:`delete`\\ d or made visible sooner or later (:meth:`retry_later`, :meth:`extend_visibility`, both
+    deleted (:meth:`delete`) or made visible sooner or later (:meth:`retry_later`, :meth:`extend_visibility`, both
     ``ChangeMessageVisibility`` in SQS); a consumer that dies or reports a failure changes nothing, so the
     message comes back when its visibility runs out. A message already received ``max_receives`` times is
     moved to :attr:`dead_letters` instead of being handed out again (SQS's redrive policy).
