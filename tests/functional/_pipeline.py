@@ -130,10 +130,29 @@ def planned_outcome(job_id: str) -> dict[str, Any]:
     return {"outcome": {"message": f"Custom outcome for {job_id}", "acknowledge": True}}
 
 
+def _record_run(invocations: Invocations, side_effects: str | None, job_id: str) -> None:
+    invocations.hit(job_id)
+    if side_effects is not None:
+        with open(side_effects, "a") as log:
+            log.write(job_id + "\n")
+
+
 def chaos_listener(
-    api_url: str, invocations: Invocations, *, sleep: float = 0.0, retry_budget: float = 30.0
+    api_url: str,
+    invocations: Invocations,
+    *,
+    sleep: float = 0.0,
+    retry_budget: float = 30.0,
+    side_effects: str | None = None,
 ) -> FlatfileListener:
-    """Handlers for ``chaos:sync`` (``def``) and ``chaos:async`` (``async def``) that act on :func:`decision`."""
+    """Handlers for ``chaos:sync`` (``def``) and ``chaos:async`` (``async def``) that act on :func:`decision`.
+
+    With ``side_effects`` (a file path), each run appends one line (its job id) there: runs in other
+    processes are counted too.
+    """
+
+    def record_run(job_id: str) -> None:
+        _record_run(invocations, side_effects, job_id)
 
     def act(event: flatfile_jobs.FlatfileEvent) -> dict[str, Any] | None:
         job_id = event.job_id or ""
@@ -143,7 +162,7 @@ def chaos_listener(
         return planned_outcome(job_id) if verdict == "outcome" else None
 
     def sync_handler(event: flatfile_jobs.FlatfileEvent, tick: Callable[..., Any]) -> dict[str, Any] | None:
-        invocations.hit(event.job_id or "")
+        record_run(event.job_id or "")
         tick(10, "Starting")
         if sleep:
             time.sleep(sleep)
@@ -156,7 +175,7 @@ def chaos_listener(
     ) -> dict[str, Any] | None:
         import asyncio
 
-        invocations.hit(event.job_id or "")
+        record_run(event.job_id or "")
         await tick(10, "Starting")
         if sleep:
             await asyncio.sleep(sleep)
@@ -524,7 +543,9 @@ def child_worker(config_json: str) -> None:
     listener = (
         sleepy_listener(config["api_url"], 60.0)
         if config["listener"] == "sleepy"
-        else chaos_listener(config["api_url"], Invocations(), retry_budget=config.get("retry_budget", 30.0))
+        else chaos_listener(
+            config["api_url"], Invocations(), sleep=config["sleep"], side_effects=config["side_effects"]
+        )
     )
     use_runtime(
         Runtime(
@@ -538,6 +559,7 @@ def child_worker(config_json: str) -> None:
     )
     worker = load_app("worker")
     queue = _PipeQueue(protocol)
+    queue._write({"op": "ready", "receipt": ""})
     for line in sys.stdin:
         record = json.loads(line)
         answer = worker.lambda_handler({"Records": [record]}, LocalContext("WorkerFunction", 60.0))
@@ -556,6 +578,7 @@ class WorkerProcess:
         import tempfile
 
         self.queue = queue
+        self.ready = threading.Event()
         self.done = threading.Event()
         self.answers: list[dict[str, Any]] = []
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
@@ -606,6 +629,9 @@ class WorkerProcess:
         for line in self.process.stdout:
             message = json.loads(line)
             receipt = message["receipt"]
+            if message["op"] == "ready":
+                self.ready.set()
+                continue
             with contextlib.suppress(ValueError):  # a stale receipt handle, as SQS refuses it
                 if message["op"] == "retry_later":
                     self.queue.retry_later(receipt, message["seconds"])

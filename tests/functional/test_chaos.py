@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import threading
@@ -501,3 +502,124 @@ def test_a_lost_answer_to_complete_or_fail_is_not_a_failure(
     assert result == {"batchItemFailures": []}
     assert fake.job(job_id)["status"] == final
     assert invocations.count(job_id) == 1
+
+
+KILL_JOBS = 8
+KILL_RATE = 0.3
+
+
+class KillingEventSource:
+    """Lambda's event source mapping over two worker processes, SIGKILLing a worker mid-job at random."""
+
+    def __init__(self, pipe: Pipeline, config: dict[str, Any], rng: random.Random) -> None:
+        self.pipe, self.config, self.rng = pipe, config, rng
+        self.children = [WorkerProcess(pipe.queue, config) for _ in range(2)]
+        self.running: dict[int, float | None] = {}  # child index → when to kill it (None: let it finish)
+        self.kills = 0
+        self.dead: list[str] = []
+        self.dead_letter_app = load_app("dead_letter")
+
+    def run(self, *, stop_at: float) -> None:
+        """Hand out records, kill, handle dead letters, until nothing is left."""
+        while time.monotonic() < stop_at:
+            for index in range(len(self.children)):
+                self._step(index)
+            self._dead_letters()
+            if self.pipe.queue.pending() == 0 and not self.running:
+                return
+            time.sleep(0.01)
+
+    def _step(self, index: int) -> None:
+        child = self.children[index]
+        if index in self.running and child.done.is_set():
+            del self.running[index]
+        elif index in self.running and time.monotonic() >= (self.running[index] or float("inf")):
+            child.close()  # SIGKILL mid-job; a fresh sandbox replaces it
+            self.children[index] = WorkerProcess(self.pipe.queue, self.config)
+            del self.running[index]
+            self.kills += 1
+        if index not in self.running and self.children[index].ready.is_set():
+            record = self.pipe.queue.receive(timeout=0)
+            if record is not None:
+                self.children[index].run(record)
+                kill = self.rng.random() < KILL_RATE
+                self.running[index] = time.monotonic() + self.rng.uniform(0.05, 0.45) if kill else None
+
+    def _dead_letters(self) -> None:
+        while self.pipe.queue.dead_letters:
+            record = self.pipe.queue.dead_letters.pop(0)
+            self.dead.append(json.loads(record["body"])["context"]["jobId"])
+            answer = self.dead_letter_app.lambda_handler(
+                {"Records": [record]}, LocalContext("DeadLetterFunction", 60.0)
+            )
+            assert answer == {"batchItemFailures": []}
+
+    def close(self) -> None:
+        """Stop every worker process."""
+        for child in self.children:
+            child.close()
+
+
+@pytest.mark.slow
+def test_chaos_with_random_worker_kills(
+    fake: FakeFlatfile, stack: None, moto_endpoint: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Faults plus workers SIGKILLed at random mid-job (worker processes, timeline 100 × faster, 3 receives):
+    each job ends exactly as decided, or dead-lettered and failed with the crash message; a handler runs at
+    most once per delivery and the job is finished once."""
+    jobs = max(KILL_JOBS, int(os.environ.get("FLATFILE_JOBS_CHAOS_JOBS", "0")) // 20)
+    side_effects = tmp_path / "runs.txt"
+    side_effects.touch()
+    pipe = scaled_pipeline(
+        fake,
+        chaos_listener(fake.url, Invocations()),
+        moto_endpoint,
+        max_receives=3,
+        worker_memory_mb=1024,
+        worker_timeout=900,
+    )
+    events = [fake.create_job_event("chaos:sync" if i % 2 else "chaos:async") for i in range(jobs)]
+    chaos_faults(fake)
+    assert Counter(pipe.deliver_event(event)["statusCode"] for event in events) == Counter({202: jobs})
+    config = {
+        "token": fake.token,
+        "endpoint": moto_endpoint,
+        "api_url": fake.url,
+        "listener": "chaos",
+        "sleep": 0.3,
+        "side_effects": str(side_effects),
+    }
+    source = KillingEventSource(pipe, config, random.Random(14))
+    try:
+        source.run(stop_at=time.monotonic() + 300)
+    finally:
+        source.close()
+    kills, dead = source.kills, source.dead
+    assert pipe.queue.pending() == 0
+    assert kills > 0
+    runs = Counter(side_effects.read_text().split())
+    crash = " (the worker has 1024 MB and 900 s per attempt)"
+    ended: Counter[str] = Counter()
+    for event in events:
+        job_id = event["context"]["jobId"]
+        final = final_of(fake.job(job_id))
+        taken = [
+            r
+            for r in fake.requests
+            if r.path in (f"/jobs/{job_id}/complete", f"/jobs/{job_id}/fail") and r.status == 200
+        ]
+        assert len(taken) <= 1, job_id  # finished once
+        assert runs[job_id] <= 3, job_id  # at most once per delivery (3 receives)
+        if final == decided_final(job_id):
+            ended["as decided"] += 1
+            assert runs[job_id] >= 1, job_id
+        else:
+            assert job_id in dead, (job_id, final)
+            assert final == ("failed", CRASH_MESSAGE.format(job_id=job_id, limits=crash)), (job_id, final)
+            ended["killed at every attempt, failed with the crash message"] += 1
+    assert sum(ended.values()) == jobs
+    with capsys.disabled():
+        print(
+            f"\nchaos with kills: {jobs} jobs, {kills} workers SIGKILLed, handler runs {sum(runs.values())}, "
+            f"dead letters {len(dead)}, ended {dict(ended)}"
+        )
