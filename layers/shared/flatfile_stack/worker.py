@@ -112,8 +112,10 @@ class Heartbeat:
         while not self._stop.is_set():
             try:
                 self._beat()
-            except Exception:
-                _logger().warning("Heartbeat failed; the next one retries", exc_info=True)
+            except Exception as exc:
+                _logger().warning(
+                    "Heartbeat failed; the next one retries", extra={"reason": f"{type(exc).__name__}: {exc}"}
+                )
             self.beats += 1
             self._stop.wait(self._period)
 
