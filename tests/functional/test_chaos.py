@@ -1,7 +1,8 @@
-"""Fault injection through receiver → queue → worker, with the fake Flatfile API misbehaving on purpose.
+"""Fault injection through receiver → queue → worker, with the fake Flatfile API misbehaving on purpose,
+records redelivered and dead-lettered, and worker processes SIGKILLed mid-job.
 
-``make test`` runs the chaos test with 40 jobs; ``make chaos`` runs the ``slow`` tests with
-``FLATFILE_JOBS_CHAOS_JOBS=1000``.
+``make test`` runs the chaos tests small (40 jobs; 8 with kills); ``make chaos`` runs the ``slow`` tests with
+``FLATFILE_JOBS_CHAOS_JOBS=1000`` (50 with kills: each kill costs a new worker process).
 """
 
 from __future__ import annotations
