@@ -97,7 +97,6 @@ class Heartbeat:
         self._period = period
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
-        self.beats = 0
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -116,7 +115,6 @@ class Heartbeat:
                 _logger().warning(
                     "Heartbeat failed; the next one retries", extra={"reason": f"{type(exc).__name__}: {exc}"}
                 )
-            self.beats += 1
             self._stop.wait(self._period)
 
 
