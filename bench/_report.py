@@ -7,7 +7,7 @@ import platform
 import subprocess
 from datetime import UTC, datetime
 
-from . import _js
+from . import _js, _recovery
 from ._coldstart import RUNS, ColdStart
 from ._common import ROOT, Row
 from ._lifecycle import JOBS_PER_ROUND, ROUNDS, WARM_SKIP, LifecycleResult, Side, TickFigures
@@ -153,6 +153,7 @@ def render(
     lifecycle: LifecycleResult,
     memory: MemoryResult,
     *,
+    recovery: _recovery.RecoveryResult | None = None,
     seconds: float,
 ) -> str:
     """The whole report as Markdown."""
@@ -164,6 +165,7 @@ def render(
         *_tick_rows("sync handler", lifecycle.ticks_sync, lifecycle.ticks_js),
         *_tick_rows("async handler", lifecycle.ticks_async, lifecycle.ticks_js),
         *_memory_rows(memory),
+        *(_recovery.rows(recovery) if recovery is not None else []),
     ]
     goals = [row for row in rows if row.met is not None]
     met = [row for row in goals if row.met]
@@ -186,6 +188,7 @@ def render(
         ),
         "",
         *_details(receiver, cold, lifecycle, memory),
+        *(_recovery.details(recovery) if recovery is not None else []),
     ]
     return "\n".join(lines) + "\n"
 

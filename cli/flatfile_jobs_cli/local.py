@@ -50,6 +50,9 @@ from ._reload import HandlerReloader
 __all__ = ["LOCAL_ENV", "LocalContext", "LocalOptions", "LocalStack", "close_thread_loop", "ensure_jobs"]
 
 
+LOCAL_BACKOFF_SCALE = 1 / 60
+
+
 @dataclass
 class LocalOptions:
     """How to run the local stack.
@@ -105,6 +108,9 @@ class _JobCreatingQueue:
     def retry_later(self, receipt_handle: str, seconds: int) -> None:
         self.inner.retry_later(receipt_handle, seconds)
 
+    def extend_visibility(self, receipt_handle: str, seconds: float) -> None:
+        self.inner.extend_visibility(receipt_handle, seconds)
+
 
 def ensure_jobs(fake: FakeFlatfile, events: list[dict[str, Any]], *, status: str = "ready") -> None:
     """Create in the fake every job these events refer to that it does not have yet."""
@@ -125,7 +131,9 @@ class LocalStack:
         self.options = options
         self.root = root or find_root()
         self.fake: FakeFlatfile | None = None
-        self.queue = MemoryJobQueue()
+        # SQS's visibility rules in real time, but a failed record's backoff (30 s, 1, 2, 4, 8 min) runs
+        # a minute per second here, so a local retry or dead letter takes seconds.
+        self.queue = MemoryJobQueue(backoff_scale=LOCAL_BACKOFF_SCALE)
         self.front: HttpFront | None = None
         self.secret = options.secret or ("" if options.allow_unsigned else new_secret())
         if self.secret:

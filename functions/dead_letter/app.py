@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -21,10 +20,13 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def record_handler(record: SQSRecord) -> bool:
     """Fail the record's job unless it already ended; an exception keeps the record for a retry."""
-    failed = dead_letter.fail_dead_letter(record.body)
-    metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=1)
-    logger.error("Dead-lettered job", extra={"message_id": record.message_id, "marked_failed": failed})
-    return failed
+    return dead_letter.handle_dead_letter(
+        record.body,
+        message_id=record.message_id,
+        receive_count=int(record.attributes.approximate_receive_count or 1),
+        logger=logger,
+        metrics=metrics,
+    )
 
 
 @metrics.log_metrics

@@ -20,12 +20,18 @@ _context: list[LambdaContext] = []
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
-    """Run one record's job; an exception marks the record failed so SQS redelivers it."""
+    """Run one record's job; an exception (logged at ERROR, counted) marks the record failed for a retry."""
     event_id = record.message_attributes["eventId"]
+    job_id = record.message_attributes["jobId"]
     logger.set_correlation_id(event_id.string_value if event_id else record.message_id)
-    receives = int(record.attributes.approximate_receive_count or 1)
-    with worker.retry_soon_on_failure(record.receipt_handle, receives):
-        return worker.process_record(record.body, _context[-1], metrics)
+    return worker.handle_record(
+        record.body,
+        _context[-1],
+        metrics,
+        receipt_handle=record.receipt_handle,
+        receive_count=int(record.attributes.approximate_receive_count or 1),
+        job_id=job_id.string_value if job_id else None,
+    )
 
 
 @metrics.log_metrics

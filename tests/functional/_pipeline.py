@@ -28,6 +28,7 @@ from flatfile_jobs import _listener as listener_module
 from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._events import FunctionName, http_api_event
 from flatfile_jobs_cli._lambda import LocalContext, load_function
+from flatfile_stack.dead_letter import DEAD_LETTER_MAX_RECEIVES
 from flatfile_stack.idempotency import MemoryPersistenceLayer
 from flatfile_stack.queues import MemoryJobQueue
 from flatfile_stack.runtime import Runtime, use_runtime
@@ -129,10 +130,29 @@ def planned_outcome(job_id: str) -> dict[str, Any]:
     return {"outcome": {"message": f"Custom outcome for {job_id}", "acknowledge": True}}
 
 
+def _record_run(invocations: Invocations, side_effects: str | None, job_id: str) -> None:
+    invocations.hit(job_id)
+    if side_effects is not None:
+        with open(side_effects, "a") as log:
+            log.write(job_id + "\n")
+
+
 def chaos_listener(
-    api_url: str, invocations: Invocations, *, sleep: float = 0.0, retry_budget: float = 30.0
+    api_url: str,
+    invocations: Invocations,
+    *,
+    sleep: float = 0.0,
+    retry_budget: float = 30.0,
+    side_effects: str | None = None,
 ) -> FlatfileListener:
-    """Handlers for ``chaos:sync`` (``def``) and ``chaos:async`` (``async def``) that act on :func:`decision`."""
+    """Handlers for ``chaos:sync`` (``def``) and ``chaos:async`` (``async def``) that act on :func:`decision`.
+
+    With ``side_effects`` (a file path), each run appends one line (its job id) there: runs in other
+    processes are counted too.
+    """
+
+    def record_run(job_id: str) -> None:
+        _record_run(invocations, side_effects, job_id)
 
     def act(event: flatfile_jobs.FlatfileEvent) -> dict[str, Any] | None:
         job_id = event.job_id or ""
@@ -142,7 +162,7 @@ def chaos_listener(
         return planned_outcome(job_id) if verdict == "outcome" else None
 
     def sync_handler(event: flatfile_jobs.FlatfileEvent, tick: Callable[..., Any]) -> dict[str, Any] | None:
-        invocations.hit(event.job_id or "")
+        record_run(event.job_id or "")
         tick(10, "Starting")
         if sleep:
             time.sleep(sleep)
@@ -155,7 +175,7 @@ def chaos_listener(
     ) -> dict[str, Any] | None:
         import asyncio
 
-        invocations.hit(event.job_id or "")
+        record_run(event.job_id or "")
         await tick(10, "Starting")
         if sleep:
             await asyncio.sleep(sleep)
@@ -191,6 +211,23 @@ def chaos_faults(fake: FakeFlatfile) -> list[Fault]:
     return faults
 
 
+class SimulatedClock:
+    """The queue's clock in simulated seconds: it moves only when :meth:`advance` is called (thread-safe)."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward."""
+        with self._lock:
+            self._now += seconds
+
+
 @dataclass
 class DrainStats:
     """What draining the queue took."""
@@ -199,12 +236,18 @@ class DrainStats:
     batch_failures: int = 0
     invocation_errors: int = 0
     dead_letters: int = 0
+    dead_letter_calls: int = 0
+    dead_letter_failures: int = 0
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    # (simulated time, ApproximateReceiveCount, job id) of every record handed to a worker
+    receives: list[tuple[float, int, str]] = field(default_factory=list)
+    dead_lettered_jobs: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Pipeline:
-    """Receiver and worker apps wired to a MemoryJobQueue, a MemoryPersistenceLayer and a fake Flatfile."""
+    """Receiver, worker and dead-letter apps wired to a MemoryJobQueue (on a simulated clock), a
+    MemoryPersistenceLayer and a fake Flatfile."""
 
     fake: FakeFlatfile
     listener: FlatfileListener
@@ -213,6 +256,7 @@ class Pipeline:
     runtime: Runtime
     receiver: ModuleType
     worker: ModuleType
+    clock: SimulatedClock
 
     def deliver(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Hand one HTTP API event to the receiver; return its response."""
@@ -233,43 +277,98 @@ class Pipeline:
         return app.lambda_handler({"Records": [dict(record)]}, LocalContext("WorkerFunction", remaining))
 
     def drain(self, *, workers: int = 1, max_seconds: float = 600.0) -> DrainStats:
-        """Run worker instances until the queue is empty; failed records are released for redelivery."""
-        stats = DrainStats()
-        lock = threading.Lock()
+        """Act as Lambda's event source mappings until nothing is left: worker instances take visible
+        records (a failed one is left to its visibility, as in SQS); dead letters go to the dead-letter
+        function (a failing one is tried again, up to its bound); when every worker is idle and every
+        message invisible, the simulated clock jumps to the next message's visibility."""
+        drainer = _Drainer(self, time.monotonic() + max_seconds)
         apps = [self.worker] + [load_app("worker") for _ in range(workers - 1)]
-        stop_at = time.monotonic() + max_seconds
-
-        def consume(app: ModuleType) -> None:
-            while time.monotonic() < stop_at:
-                record = self.queue.receive(timeout=0.05)
-                if record is None:
-                    if self.queue.pending() == 0:
-                        return
-                    continue
-                try:
-                    result = self.run_record(record, worker=app)
-                except Exception:  # Powertools raises when every record of the batch failed
-                    failed, errored = True, True
-                else:
-                    failed, errored = bool(result["batchItemFailures"]), False
-                if failed:
-                    self.queue.release(record["receiptHandle"])
-                else:
-                    self.queue.delete(record["receiptHandle"])
-                with lock:
-                    stats.worker_calls += 1
-                    stats.batch_failures += failed
-                    stats.invocation_errors += errored
-
         threads = [
-            threading.Thread(target=consume, args=(app,), name=f"worker-{i}") for i, app in enumerate(apps)
+            threading.Thread(target=drainer.consume, args=(app,), name=f"worker-{i}")
+            for i, app in enumerate(apps)
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        stats.dead_letters = len(self.queue.dead_letters)
-        return stats
+        return drainer.stats
+
+    def _run_dead_letters(self, app: ModuleType, stats: DrainStats) -> None:
+        """The dead-letter function on each new dead letter, tried again while it reports a failure."""
+        while self.queue.dead_letters:
+            record = self.queue.dead_letters.pop(0)
+            stats.dead_letters += 1
+            stats.dead_lettered_jobs.append(_job_of(record))
+            for attempt in range(1, DEAD_LETTER_MAX_RECEIVES + 1):
+                record["attributes"]["ApproximateReceiveCount"] = str(attempt)
+                answer = app.lambda_handler({"Records": [record]}, LocalContext("DeadLetterFunction", 60.0))
+                stats.dead_letter_calls += 1
+                if not answer["batchItemFailures"]:
+                    break
+                stats.dead_letter_failures += 1
+
+
+class _Drained(Exception):
+    """Nothing is left to run."""
+
+
+class _Drainer:
+    """The state the worker threads of one :meth:`Pipeline.drain` share."""
+
+    def __init__(self, pipe: Pipeline, stop_at: float) -> None:
+        self.pipe, self.stop_at = pipe, stop_at
+        self.stats = DrainStats()
+        self.lock = threading.Lock()
+        self.busy = 0
+        self.dead_letter_app = load_app("dead_letter")
+
+    def take(self) -> dict[str, Any] | None:
+        """A visible record, or ``None`` after moving time on (raises :class:`_Drained` when all is done)."""
+        pipe = self.pipe
+        with self.lock:
+            record = pipe.queue.receive(timeout=0)
+            if record is not None:
+                self.busy += 1
+                count = int(record["attributes"]["ApproximateReceiveCount"])
+                self.stats.receives.append((pipe.clock(), count, _job_of(record)))
+                return record
+            if self.busy == 0:
+                pipe._run_dead_letters(self.dead_letter_app, self.stats)
+                wait = pipe.queue.next_visible_in()
+                if wait is None:
+                    raise _Drained
+                pipe.clock.advance(wait)
+        time.sleep(0.001)
+        return None
+
+    def consume(self, app: ModuleType) -> None:
+        """One worker instance's loop: run each record, delete it or leave it to its visibility."""
+        while time.monotonic() < self.stop_at:
+            try:
+                record = self.take()
+            except _Drained:
+                return
+            if record is None:
+                continue
+            try:
+                result = self.pipe.run_record(record, worker=app)
+            except Exception:  # Powertools raises when every record of the batch failed
+                failed, errored = True, True
+            else:
+                failed, errored = bool(result["batchItemFailures"]), False
+            if failed:
+                self.pipe.queue.release(record["receiptHandle"])
+            else:
+                self.pipe.queue.delete(record["receiptHandle"])
+            with self.lock:
+                self.busy -= 1
+                self.stats.worker_calls += 1
+                self.stats.batch_failures += failed
+                self.stats.invocation_errors += errored
+
+
+def _job_of(record: Mapping[str, Any]) -> str:
+    return str(record["messageAttributes"]["jobId"]["stringValue"])
 
 
 def make_pipeline(
@@ -279,12 +378,17 @@ def make_pipeline(
     secrets: str = SECRET,
     deadline_margin: float = 10.0,
     max_receives: int = 10,
+    **settings: Any,
 ) -> Pipeline:
-    """Install a runtime for ``listener`` and load fresh receiver and worker apps."""
-    queue = MemoryJobQueue(max_receives=max_receives)
+    """Install a runtime for ``listener`` and load fresh receiver and worker apps.
+
+    The queue runs on a :class:`SimulatedClock`; ``settings`` are more :class:`Settings` fields.
+    """
+    clock = SimulatedClock()
+    queue = MemoryJobQueue(max_receives=max_receives, clock=clock)
     persistence = MemoryPersistenceLayer()
     runtime = Runtime(
-        settings=Settings(deadline_margin=deadline_margin),
+        settings=Settings(deadline_margin=deadline_margin, **settings),
         queue=queue,
         webhook_secrets=lambda: secrets,
         api_token=lambda: fake.token,
@@ -292,7 +396,10 @@ def make_pipeline(
         listener=listener,
     )
     use_runtime(runtime)
-    return Pipeline(fake, listener, queue, persistence, runtime, load_app("receiver"), load_app("worker"))
+    flatfile_jobs.configure(api_url=fake.url)  # the dead-letter function's calls (handlers name their own)
+    return Pipeline(
+        fake, listener, queue, persistence, runtime, load_app("receiver"), load_app("worker"), clock
+    )
 
 
 @contextlib.contextmanager
@@ -387,29 +494,156 @@ def dynamodb_client(endpoint: str) -> Any:
 
 
 def dynamodb_store(endpoint: str) -> Any:
-    """The worker's DynamoDB idempotency store, on moto's server at ``endpoint``."""
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    """The worker's DynamoDB idempotency store (with lease renewal), on moto's server at ``endpoint``."""
+    from flatfile_stack.idempotency import dynamodb_persistence
 
-    return DynamoDBPersistenceLayer(table_name=IDEMPOTENCY_TABLE, boto3_client=dynamodb_client(endpoint))
+    return dynamodb_persistence(IDEMPOTENCY_TABLE, boto3_client=dynamodb_client(endpoint))
+
+
+# Production's heartbeat (20 s), lease (60 s) and message visibility (90 s) and the queue's visibility
+# timeout (900 s), 100 times faster: the process tests run in real time and report simulated time.
+TIME_SCALE = 100.0
+SCALED: dict[str, Any] = {"heartbeat_seconds": 0.2, "lease_seconds": 0.6, "visibility_seconds": 0.9}
+SCALED_QUEUE_VISIBILITY = 9.0
+
+
+class _PipeQueue:
+    """The child's job queue: each visibility change is a JSON line to the parent, which owns the queue."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+
+    def send(self, delivery: Any) -> None:
+        raise NotImplementedError
+
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        self._write({"op": "retry_later", "receipt": receipt_handle, "seconds": seconds})
+
+    def extend_visibility(self, receipt_handle: str, seconds: float) -> None:
+        self._write({"op": "extend_visibility", "receipt": receipt_handle, "seconds": seconds})
+
+    def _write(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._out.write(json.dumps(message) + "\n")
+            self._out.flush()
 
 
 def child_worker(config_json: str) -> None:
-    """Entry point of a worker process that a test kills mid-job (``python -c``; the config as JSON)."""
+    """A worker process (one Lambda sandbox): runs each SQS record read from stdin, reports on stdout.
+
+    Its logs go to stderr; its queue calls and its answers are JSON lines on the original stdout.
+    """
+    import os
+
     config = json.loads(config_json)
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    listener = (
+        sleepy_listener(config["api_url"], 60.0)
+        if config["listener"] == "sleepy"
+        else chaos_listener(
+            config["api_url"], Invocations(), sleep=config["sleep"], side_effects=config["side_effects"]
+        )
+    )
     use_runtime(
         Runtime(
-            settings=Settings(deadline_margin=0.0),
-            queue=MemoryJobQueue(),
+            settings=Settings(deadline_margin=0.0, **SCALED),
+            queue=_PipeQueue(protocol),
             webhook_secrets=str,
             api_token=lambda: str(config["token"]),
             persistence=dynamodb_store(config["endpoint"]),
-            listener=sleepy_listener(config["api_url"], 60.0),
+            listener=listener,
         )
     )
     worker = load_app("worker")
-    worker.lambda_handler(
-        {"Records": [config["record"]]}, LocalContext("WorkerFunction", float(config["remaining"]))
-    )
+    queue = _PipeQueue(protocol)
+    queue._write({"op": "ready", "receipt": ""})
+    for line in sys.stdin:
+        record = json.loads(line)
+        answer = worker.lambda_handler({"Records": [record]}, LocalContext("WorkerFunction", 60.0))
+        queue._write({"op": "done", "receipt": record["receiptHandle"], "answer": answer})
+
+
+class WorkerProcess:
+    """A worker in its own process, fed records by the test (the event source mapping), killable.
+
+    The child's visibility changes are applied to ``queue`` as they arrive; its answer deletes the record
+    or leaves it to its visibility (a failure), as Lambda's event source mapping does.
+    """
+
+    def __init__(self, queue: MemoryJobQueue, config: dict[str, Any]) -> None:
+        import subprocess
+        import tempfile
+
+        self.queue = queue
+        self.ready = threading.Event()
+        self.done = threading.Event()
+        self.answers: list[dict[str, Any]] = []
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        code = (
+            f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+            "from tests.functional._pipeline import child_worker; child_worker(sys.argv[1])"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def run(self, record: Mapping[str, Any]) -> None:
+        """Hand the child one record (it answers through :attr:`done`)."""
+        assert self.process.stdin is not None
+        self.done.clear()
+        self.process.stdin.write(json.dumps(dict(record)) + "\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        """SIGKILL, as the platform stops a sandbox that ran out of memory."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self._reader.join(timeout=10)
+
+    def close(self) -> None:
+        """Stop the child (killed if still running) and free its pipes."""
+        if self.process.poll() is None:
+            self.kill()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self.stderr.close()
+
+    def log(self) -> str:
+        """What the child wrote to stderr (its logs)."""
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            message = json.loads(line)
+            receipt = message["receipt"]
+            if message["op"] == "ready":
+                self.ready.set()
+                continue
+            with contextlib.suppress(ValueError):  # a stale receipt handle, as SQS refuses it
+                if message["op"] == "retry_later":
+                    self.queue.retry_later(receipt, message["seconds"])
+                elif message["op"] == "extend_visibility":
+                    self.queue.extend_visibility(receipt, message["seconds"])
+                elif message["answer"]["batchItemFailures"]:
+                    self.queue.release(receipt)
+                else:
+                    self.queue.delete(receipt)
+            if message["op"] == "done":
+                self.answers.append(message["answer"])
+                self.done.set()
 
 
 # -- the receiver alone (fuzzing, signatures) ----------------------------------------------------------

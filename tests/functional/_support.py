@@ -51,7 +51,7 @@ class AwsStack:
         redrive = json.dumps({"deadLetterTargetArn": self.queue_arn(self.dlq_url), "maxReceiveCount": "5"})
         self.queue_url = self.sqs.create_queue(
             QueueName=f"flatfile-jobs-JobQueue-{suffix}",
-            Attributes={"VisibilityTimeout": "5400", "RedrivePolicy": redrive},
+            Attributes={"VisibilityTimeout": "900", "RedrivePolicy": redrive},
         )["QueueUrl"]
         for item in self.idempotency_items():
             self.dynamodb.delete_item(TableName=self.table_name, Key={"id": item["id"]})

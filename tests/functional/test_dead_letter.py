@@ -16,7 +16,8 @@ import pytest
 from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_cli._lambda import LocalContext
-from flatfile_stack.dead_letter import DEAD_LETTER_MESSAGE
+from flatfile_stack.dead_letter import CRASH_MESSAGE, DEAD_LETTER_MAX_RECEIVES, DEAD_LETTER_MESSAGE
+from flatfile_stack.idempotency import JOB_KEY_PREFIX, dynamodb_persistence, job_config
 
 from ._support import AwsStack, StackEnv, load_event, metric_names, point_logs_at_stdout
 
@@ -127,3 +128,52 @@ def test_only_the_failing_record_of_a_batch_is_kept(
     assert fake.job(job_id)["status"] == "failed"
     assert fake.job(other_id)["status"] == "executing"
     assert "JobsDeadLettered" in metric_names(capsys.readouterr().out)
+
+
+def test_job_whose_worker_died_is_failed_with_the_crash_message(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack
+) -> None:
+    """A run that left its record in progress (the worker died) is failed naming out of memory and the limits."""
+    event, job_id = dead_job(fake, "executing")
+    store = dynamodb_persistence(aws.table_name)
+    store.configure(job_config(), key_prefix=JOB_KEY_PREFIX)
+    store.save_inprogress({"job_id": job_id}, remaining_time_in_millis=1)
+    assert invoke(event) == {"batchItemFailures": []}
+    message = CRASH_MESSAGE.format(job_id=job_id, limits=" (the worker has 1024 MB and 900 s per attempt)")
+    job = fake.job(job_id)
+    assert (job["status"], job["outcome"]["message"]) == ("failed", message)
+
+
+def test_unreadable_dead_letter_is_dropped_at_once_logged_and_counted(
+    invoke: Invoke, fake: FakeFlatfile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dead letter with no job in it can never be handled: logged at ERROR, counted, dropped, no API call."""
+    record = load_event("dead_letter/dead_letter.json")["Records"][0]
+    event = {"Records": [{**record, "body": "not json"}]}
+    assert invoke(event) == {"batchItemFailures": []}
+    assert fake.requests == []
+    out = capsys.readouterr().out
+    assert "DeadLettersDropped" in metric_names(out)
+    [line] = [json.loads(x) for x in out.splitlines() if '"Giving up on a dead letter' in x]
+    assert (line["level"], line["message_id"]) == ("ERROR", record["messageId"])
+    assert line["reason"].startswith("ValueError: the record holds no job:ready event")
+
+
+@pytest.mark.parametrize(
+    ("receives", "dropped"), [(DEAD_LETTER_MAX_RECEIVES - 1, False), (DEAD_LETTER_MAX_RECEIVES, True)]
+)
+def test_dead_letter_flatfile_keeps_refusing_is_given_up_after_bounded_tries(
+    invoke: Invoke, fake: FakeFlatfile, capsys: pytest.CaptureFixture[str], receives: int, dropped: bool
+) -> None:
+    """A dead letter Flatfile keeps refusing is kept for another try, until its 10th receive: then dropped."""
+    event, job_id = dead_job(fake, "executing")
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(receives)
+    fake.add_fault(Fault(path=f"/jobs/{job_id}", method="GET", status=401))
+    kept = [] if dropped else [{"itemIdentifier": event["Records"][0]["messageId"]}]
+    assert invoke(event) == {"batchItemFailures": kept}
+    assert fake.job(job_id)["status"] == "executing"
+    out = capsys.readouterr().out
+    errors = [json.loads(x) for x in out.splitlines() if x.startswith('{"level":"ERROR"')]
+    assert [line["receive_count"] for line in errors] == [receives]
+    assert ("Giving up" in errors[0]["message"]) is dropped
+    assert metric_names(out) == ["DeadLettersDropped" if dropped else "DeadLettersRetried"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +23,11 @@ from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_cli._lambda import LocalContext
 from flatfile_stack import runtime
+from flatfile_stack import worker as worker_module
+from flatfile_stack.dead_letter import DEAD_LETTER_MESSAGE
 from jobs.data_validate import NO_RECORDS_MESSAGE
 
+from ._pipeline import Invocations, chaos_listener, isolated_stack, make_pipeline
 from ._support import (
     API_TOKEN,
     EVENTS,
@@ -328,3 +332,112 @@ def test_worker_events_carry_what_the_receiver_enqueues() -> None:
             "job": receiver_event["payload"]["job"],
         }
     assert Path(EVENTS / "raw" / "job_ready.json").is_file()
+
+
+# -- redelivery of a failed record, on the queue's simulated clock ---------------------------------------
+
+
+def test_failed_record_comes_back_after_30s_1_2_4_min_then_is_dead_lettered(
+    fake: FakeFlatfile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record failing at every receive is handed out again after ~30 s, 1, 2, 4 min, then dead-lettered.
+
+    Each failure is logged at ERROR with its job id and reason and counted (RecordsFailed); after the 5th
+    receive the dead-letter function fails the job with the general message (our code reported each failure).
+    """
+    with isolated_stack():
+        listener = chaos_listener(fake.url, Invocations())
+        pipe = make_pipeline(fake, listener, max_receives=5)
+        event = fake.create_job_event("chaos:sync")
+        job_id = event["context"]["jobId"]
+        fake.add_fault(Fault(path=f"/jobs/{job_id}/ack", method="POST", status=401))
+        assert pipe.deliver_event(event)["statusCode"] == 202
+        point_logs_at_stdout()
+        stats = pipe.drain()
+    assert [count for _, count, _ in stats.receives] == [1, 2, 3, 4, 5]
+    times = [at for at, _, _ in stats.receives]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    for gap, ceiling in zip(gaps, (30, 60, 120, 240), strict=True):
+        assert ceiling / 2 <= gap <= ceiling, gaps
+    assert stats.dead_lettered_jobs == [job_id]
+    job = fake.job(job_id)
+    assert (job["status"], job["outcome"]["message"]) == ("failed", DEAD_LETTER_MESSAGE.format(job_id=job_id))
+    out = capsys.readouterr().out
+    errors = [json.loads(line) for line in out.splitlines() if line.startswith('{"level":"ERROR"')]
+    failed = [line for line in errors if line["message"].startswith("Job record failed")]
+    assert [line["receive_count"] for line in failed] == [1, 2, 3, 4, 5]
+    assert {line["job_id"] for line in failed} == {job_id}
+    assert {(line["reason"], line["status"]) for line in failed} == {
+        ("FlatfileAPIError: Injected fault", 401)
+    }
+    assert metric_names(out).count("RecordsFailed") == 5
+
+
+def nested_event(depth: int) -> dict[str, Any]:
+    """The space:configure worker event with a ``payload.input`` ``depth`` objects deep."""
+    event = load_event("worker/space_configure.json")
+    [record] = event["Records"]
+    body = json.loads(record["body"])
+    deep: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        deep = {"a": deep}
+    body["payload"]["input"] = deep
+    record["body"] = json.dumps(body)
+    return event
+
+
+def test_deeply_nested_event_runs_keyed_on_the_job_id(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack
+) -> None:
+    """A payload.input 480 objects deep runs: idempotency is keyed on the job id, the event is never copied."""
+    event = nested_event(480)
+    job_id = add_job_for(fake, event)
+    assert invoke(event) == {"batchItemFailures": []}
+    assert fake.calls(job_id) == expected_space_configure(job_id)
+    [item] = aws.idempotency_items()
+    assert item["status"]["S"] == "COMPLETED"
+    assert item["id"]["S"].startswith("job#")
+
+
+def test_event_nested_1000_deep_fails_its_job_without_recursion_error(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1,000 levels (python3.13 parses it): the job is failed saying why, logged, counted, never retried."""
+    event = nested_event(1000)
+    job_id = add_job_for(fake, event)
+    assert invoke(event) == {"batchItemFailures": []}
+    message = f"This job's event is nested more than {worker_module.MAX_EVENT_DEPTH} levels deep, so it was not run."
+    job = fake.job(job_id)
+    assert (job["status"], job["outcome"]["message"]) == ("failed", message)
+    assert aws.idempotency_items() == []
+    out = capsys.readouterr().out
+    assert "RecursionError" not in out
+    assert metric_names(out) == ["JobsRefused"]
+
+
+def test_placeholder_api_key_fails_the_record_naming_the_command_to_run(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The template's placeholder key: each record fails at ERROR with the exact put-secret-value command."""
+    aws.secretsmanager.put_secret_value(
+        SecretId=aws.api_key_secret_arn, SecretString="REPLACE_WITH_FLATFILE_SECRET_KEY"
+    )
+    try:
+        event = load_event("worker/file_process.json")
+        job_id = add_job_for(fake, event)
+        message_id = event["Records"][0]["messageId"]
+        assert invoke(event) == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    finally:
+        aws.secretsmanager.put_secret_value(SecretId=aws.api_key_secret_arn, SecretString=API_TOKEN)
+    assert fake.requests == []
+    out = capsys.readouterr().out
+    [line] = [json.loads(x) for x in out.splitlines() if '"Job record failed' in x]
+    command = (
+        f"aws secretsmanager put-secret-value --secret-id {aws.api_key_secret_arn} --secret-string sk_..."
+    )
+    assert (line["level"], line["job_id"]) == ("ERROR", job_id)
+    assert line["reason"] == (
+        "ConfigurationError: The secret named by FLATFILE_API_KEY_SECRET_ID holds no value yet: "
+        f"store it with {command}"
+    )
+    assert metric_names(out) == ["RecordsFailed"]

@@ -44,8 +44,9 @@ EXPECTED_GRANTS = {
     "WorkerFunction": _grants(EVENT_SOURCE_SQS | {"sqs:ChangeMessageVisibility"}, "JobQueue")
     | _grants(IDEMPOTENCY_DYNAMODB, "IdempotencyTable")
     | _grants({"secretsmanager:GetSecretValue"}, "FlatfileApiKeySecret"),
-    # The event source; the API key.
+    # The event source; job_record_status (get_item: did the run die in progress?); the API key.
     "DeadLetterFunction": _grants(EVENT_SOURCE_SQS, "DeadLetterQueue")
+    | _grants({"dynamodb:GetItem"}, "IdempotencyTable")
     | _grants({"secretsmanager:GetSecretValue"}, "FlatfileApiKeySecret"),
     # SqsJobQueue.send; DynamoCursorStore.load/save (get_item, put_item); the API key.
     "PollerFunction": _grants({"sqs:SendMessage"}, "JobQueue")

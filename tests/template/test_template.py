@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from flatfile_stack.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 SAMCONFIG_PATH = ROOT / "samconfig.toml"
@@ -268,22 +270,55 @@ def test_job_queue_size_limit_is_the_one_the_receiver_checks(resources: dict[str
     assert resources["JobQueue"]["Properties"]["MaximumMessageSize"] == MAX_MESSAGE_BYTES
 
 
-def test_job_queue_visibility_is_six_worker_timeouts(template: Template, resources: dict[str, Any]) -> None:
+def test_job_queue_visibility_is_the_least_the_event_source_accepts(
+    template: Template, resources: dict[str, Any]
+) -> None:
+    """The queue's visibility timeout is the worker's longest timeout: what the event source mapping needs."""
     worker = resources["WorkerFunction"]
     assert worker["Properties"]["Timeout"] == ref("WorkerTimeout")
     max_timeout = template["Parameters"]["WorkerTimeout"]["MaxValue"]
-    assert resources["JobQueue"]["Properties"]["VisibilityTimeout"] >= 6 * max_timeout
+    assert resources["JobQueue"]["Properties"]["VisibilityTimeout"] == max_timeout
+
+
+def test_heartbeat_lease_and_visibility_fit_together(template: Template, resources: dict[str, Any]) -> None:
+    """The worker's heartbeat settings and the template's queue agree (README "Design notes and limits").
+
+    A beat renews the lease, then the visibility: with the lease shorter than the visibility (by more than a
+    beat, for clock skew and a slow call), a dead worker's message comes back after its lease lapsed, so
+    the retry runs the job instead of dropping it as a duplicate; each lives through two missed beats; a
+    crashed job is retried within 2 minutes, and one that always crashes is failed within 10.
+    """
+    settings = Settings()
+    beat, lease, visibility = settings.heartbeat_seconds, settings.lease_seconds, settings.visibility_seconds
+    assert beat > 0
+    assert 3 * beat <= lease
+    assert lease + beat <= visibility
+    assert visibility == int(visibility)  # SQS takes whole seconds
+    queue_visibility = resources["JobQueue"]["Properties"]["VisibilityTimeout"]
+    assert visibility < queue_visibility  # the heartbeat shortens the queue's window, never lengthens it
+    assert visibility <= 120  # crash to retry
+    receives = resources["JobQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+    assert (receives - 1) * visibility <= 10 * 60  # always crashing to dead letter, run time aside
+    # The dead-letter function names the worker's limits in the crash message: the same values.
+    env = function_env(template, resources["DeadLetterFunction"])
+    assert env["WORKER_MEMORY_MB"] == str(resources["WorkerFunction"]["Properties"]["MemorySize"])
+    assert env["WORKER_TIMEOUT_SECONDS"] == resources["WorkerFunction"]["Properties"]["Timeout"]
+    assert (
+        env["IDEMPOTENCY_TABLE"] == function_env(template, resources["WorkerFunction"])["IDEMPOTENCY_TABLE"]
+    )
 
 
 def test_every_consumed_queue_outlasts_its_function(template: Template, resources: dict[str, Any]) -> None:
+    """Every queue outlasts its consumer (the mapping's rule); the DLQ, with no heartbeat, six times over."""
     consumers = 0
     for name, function in functions(resources).items():
         timeout = seconds(template, function_prop(template, function, "Timeout"))
         for event in sqs_events(function).values():
             queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
             visibility = resources[queue]["Properties"].get("VisibilityTimeout", 30)
-            assert visibility >= 6 * timeout, (
-                f"{queue} visibility {visibility} < 6 x {name} timeout {timeout}"
+            factor = 1 if queue == "JobQueue" else 6
+            assert visibility >= factor * timeout, (
+                f"{queue} visibility {visibility} < {factor} x {name} timeout {timeout}"
             )
             consumers += 1
     assert consumers == 2
@@ -339,6 +374,9 @@ def test_functions_get_the_env_their_code_reads(template: Template, resources: d
         },
         "DeadLetterFunction": {
             "FLATFILE_API_KEY_SECRET_ID": ref("FlatfileApiKeySecret"),
+            "IDEMPOTENCY_TABLE": ref("IdempotencyTable"),
+            "WORKER_MEMORY_MB": "1024",
+            "WORKER_TIMEOUT_SECONDS": ref("WorkerTimeout"),
             "POWERTOOLS_SERVICE_NAME": "flatfile-jobs-dead-letter",
         },
         "PollerFunction": {
@@ -490,6 +528,15 @@ def test_alarms_watch_the_failure_paths(template: Template, resources: dict[str,
         "GreaterThanOrEqualToThreshold",
         1,
     )
+
+    for metric, function in (
+        ("RecordsFailed", "WorkerFunction"),
+        ("DeadLettersDropped", "DeadLetterFunction"),
+    ):
+        (alarm,) = _alarm_on(resources, "FlatfileJobs", metric)
+        service = function_env(template, resources[function])["POWERTOOLS_SERVICE_NAME"]
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": service}], metric
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
 
     errors = _alarm_on(resources, "AWS/Lambda", "Errors")
     watched = {alarm["Dimensions"][0]["Value"]["Ref"] for alarm in errors}

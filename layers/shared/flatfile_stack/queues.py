@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import queue
+import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +38,9 @@ class JobQueue(Protocol):
 
     def retry_later(self, receipt_handle: str, seconds: int) -> None:
         """Make a received message visible again after ``seconds`` (a failed record's backoff)."""
+
+    def extend_visibility(self, receipt_handle: str, seconds: float) -> None:
+        """Keep a received message invisible ``seconds`` longer from now (a running job's heartbeat)."""
 
 
 def _attributes(delivery: Delivery) -> dict[str, dict[str, str]]:
@@ -99,6 +103,12 @@ class SqsJobQueue:
             QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
         )
 
+    def extend_visibility(self, receipt_handle: str, seconds: float) -> None:
+        """``ChangeMessageVisibility`` from now (SQS takes whole seconds: rounded up)."""
+        self._sqs().change_message_visibility(
+            QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=math.ceil(seconds)
+        )
+
     def _sqs(self) -> Any:  # noqa: ANN401 - a boto3 SQS client
         if self._client is None:
             import boto3
@@ -111,63 +121,157 @@ class SqsJobQueue:
 class _Message:
     body: str
     attributes: dict[str, dict[str, str]]
+    sent_at: float
     message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     receives: int = 0
+    visible_at: float = 0.0
+    receipt: str | None = None
 
 
 class MemoryJobQueue:
-    """An in-process queue with the SQS semantics that matter here.
+    """An in-process queue with the SQS semantics that matter here, on an injectable clock.
 
-    Records are shaped like SQS's, failed records are redelivered, and a message received ``max_receives``
-    times goes to the dead-letter list.
+    Records are shaped like SQS's. A received message is invisible for ``visibility_timeout`` seconds unless
+    deleted (:meth:`delete`) or made visible sooner or later (:meth:`retry_later`, :meth:`extend_visibility`, both
+    ``ChangeMessageVisibility`` in SQS); a consumer that dies or reports a failure changes nothing, so the
+    message comes back when its visibility runs out. A message already received ``max_receives`` times is
+    moved to :attr:`dead_letters` instead of being handed out again (SQS's redrive policy).
+
+    Args:
+        max_receives: The redrive policy's ``maxReceiveCount``.
+        visibility_timeout: The queue's visibility timeout, in the clock's seconds.
+        clock: Returns the current time in seconds (``time.monotonic``; tests pass a simulated clock).
+        backoff_scale: Multiplies :meth:`retry_later`'s delays (the local stack retries a minute's backoff
+            in a second; heartbeats are never scaled).
     """
 
-    def __init__(self, *, max_receives: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        max_receives: int = 5,
+        visibility_timeout: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+        backoff_scale: float = 1.0,
+    ) -> None:
         self.max_receives = max_receives
+        self.visibility_timeout = visibility_timeout
+        self.clock = clock
+        self.backoff_scale = backoff_scale
         self.dead_letters: list[dict[str, Any]] = []
-        self._queue: queue.Queue[_Message] = queue.Queue()
-        self._in_flight: dict[str, _Message] = {}
-        self._lock = threading.Lock()
+        self._messages: dict[str, _Message] = {}
+        self._receipts: dict[str, str] = {}
+        self._changed = threading.Condition()
 
     def send(self, delivery: Delivery) -> None:
-        """Enqueue one delivery (refused as SQS would when the message is over :data:`MAX_MESSAGE_BYTES`)."""
-        self._queue.put(_Message(delivery.body, _fitting_attributes(delivery)))
+        """Enqueue one delivery (visible at once; refused as SQS would when over :data:`MAX_MESSAGE_BYTES`)."""
+        message = _Message(delivery.body, _fitting_attributes(delivery), sent_at=self.clock())
+        message.visible_at = message.sent_at
+        with self._changed:
+            self._messages[message.message_id] = message
+            self._changed.notify_all()
 
     def receive(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """Take the next message as an SQS record (``None`` when none came within ``timeout``)."""
-        try:
-            message = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        message.receives += 1
-        receipt = str(uuid.uuid4())
-        with self._lock:
-            self._in_flight[receipt] = message
-        return _record(message, receipt)
+        """Take the next visible message as an SQS record (``None`` when none came within ``timeout``).
 
-    def retry_later(self, receipt_handle: str, seconds: int) -> None:
-        """Nothing to do: :meth:`release` puts a failed message back at once (local runs don't wait)."""
+        ``timeout`` is real (wall-clock) seconds; visibility is judged on the queue's clock.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                record = self._take_visible()
+                if record is not None:
+                    return record
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    return None
+                # Invisible messages become visible as the clock moves, which notifies nobody: poll then.
+                if self._messages:
+                    wait = _POLL_SECONDS if wait is None else min(wait, _POLL_SECONDS)
+                self._changed.wait(wait)
+
+    def _take_visible(self) -> dict[str, Any] | None:
+        now = self.clock()
+        for message in list(self._messages.values()):
+            if message.visible_at > now:
+                continue
+            if message.receives >= self.max_receives:
+                self._forget(message)
+                self.dead_letters.append(_record(message, str(uuid.uuid4())))
+                continue
+            if message.receipt is not None:
+                self._receipts.pop(message.receipt, None)
+            message.receives += 1
+            message.receipt = str(uuid.uuid4())
+            message.visible_at = now + self.visibility_timeout
+            self._receipts[message.receipt] = message.message_id
+            return _record(message, message.receipt)
+        return None
+
+    def retry_later(self, receipt_handle: str, seconds: float) -> None:
+        """Make a received message visible again ``seconds`` (times ``backoff_scale``) from now.
+
+        Raises:
+            ValueError: The receipt handle is not the message's current one (it was deleted or received again).
+        """
+        self._set_visibility(receipt_handle, seconds * self.backoff_scale)
+
+    def extend_visibility(self, receipt_handle: str, seconds: float) -> None:
+        """Keep a received message invisible for ``seconds`` from now (a running job's heartbeat).
+
+        Raises:
+            ValueError: The receipt handle is not the message's current one (it was deleted or received again).
+        """
+        self._set_visibility(receipt_handle, seconds)
+
+    def _set_visibility(self, receipt_handle: str, seconds: float) -> None:
+        with self._changed:
+            message = self._in_flight(receipt_handle)
+            if message is None:
+                raise ValueError("the receipt handle is not the current one of a message in flight")
+            message.visible_at = self.clock() + seconds
+            self._changed.notify_all()
 
     def delete(self, receipt_handle: str) -> None:
-        """Drop a processed message."""
-        with self._lock:
-            self._in_flight.pop(receipt_handle, None)
+        """Drop a processed message (a stale receipt handle deletes nothing)."""
+        with self._changed:
+            message = self._in_flight(receipt_handle)
+            if message is not None:
+                self._forget(message)
+            self._changed.notify_all()
 
     def release(self, receipt_handle: str) -> None:
-        """Return a failed message to the queue, or to the dead letters once it was received too often."""
-        with self._lock:
-            message = self._in_flight.pop(receipt_handle, None)
-        if message is None:
-            return
-        if message.receives >= self.max_receives:
-            self.dead_letters.append(_record(message, receipt_handle))
-        else:
-            self._queue.put(message)
+        """A consumer reports a failed message: as in SQS nothing changes; it returns when its visibility ends.
+
+        The worker shortens that with :meth:`retry_later`; a message nobody shortened waits out the queue's
+        visibility timeout.
+        """
 
     def pending(self) -> int:
-        """Messages waiting or in flight."""
-        with self._lock:
-            return self._queue.qsize() + len(self._in_flight)
+        """Messages waiting or in flight (not deleted, not dead-lettered)."""
+        with self._changed:
+            return len(self._messages)
+
+    def next_visible_in(self) -> float | None:
+        """Clock seconds until the next pending message is visible (``0`` if one is); ``None`` when none is."""
+        with self._changed:
+            if not self._messages:
+                return None
+            soonest = min(message.visible_at for message in self._messages.values())
+            return max(0.0, soonest - self.clock())
+
+    def _in_flight(self, receipt_handle: str) -> _Message | None:
+        message = self._messages.get(self._receipts.get(receipt_handle, ""))
+        if message is None or message.receipt != receipt_handle or message.visible_at <= self.clock():
+            return None
+        return message
+
+    def _forget(self, message: _Message) -> None:
+        self._messages.pop(message.message_id, None)
+        if message.receipt is not None:
+            self._receipts.pop(message.receipt, None)
+
+
+_POLL_SECONDS = 0.01
 
 
 def _record(message: _Message, receipt: str) -> dict[str, Any]:

@@ -82,9 +82,11 @@ def secret_reader(secret_id: str, *, setting: str) -> Callable[[], str]:
 
         value = str(parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)).strip()
         if not value or value == API_KEY_PLACEHOLDER:
+            # The exact command, with this secret's ARN (not a secret itself): the on-call engineer pastes it.
+            example = "sk_..." if value == API_KEY_PLACEHOLDER else "<value>"
             raise ConfigurationError(
                 f"The secret named by {setting} holds no value yet: store it with "
-                "'aws secretsmanager put-secret-value --secret-id <arn> --secret-string ...'"
+                f"aws secretsmanager put-secret-value --secret-id {secret_id} --secret-string {example}"
             )
         return value
 

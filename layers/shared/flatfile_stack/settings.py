@@ -17,11 +17,18 @@ IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
 POLLER_STATE_TABLE = "POLLER_STATE_TABLE"
 DEADLINE_MARGIN_SECONDS = "DEADLINE_MARGIN_SECONDS"
 FLATFILE_ENVIRONMENT_ID = "FLATFILE_ENVIRONMENT_ID"
+WORKER_MEMORY_MB = "WORKER_MEMORY_MB"
+WORKER_TIMEOUT_SECONDS = "WORKER_TIMEOUT_SECONDS"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The deployed stack's settings: names of resources and secrets, never secret values."""
+    """The deployed stack's settings: names of resources and secrets, never secret values.
+
+    The heartbeat's three durations are design constants (README "Design notes and limits"); tests and the
+    local run shrink them. ``worker_memory_mb`` and ``worker_timeout`` are the worker's limits, which the
+    dead-letter function names when a job's worker kept stopping without reporting.
+    """
 
     job_queue_url: str = ""
     webhook_secret_id: str = ""
@@ -32,6 +39,11 @@ class Settings:
     poller_state_table: str = ""
     deadline_margin: float = 10.0
     environment_id: str = ""
+    heartbeat_seconds: float = 20.0
+    lease_seconds: float = 60.0
+    visibility_seconds: float = 90.0
+    worker_memory_mb: int = 0
+    worker_timeout: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -48,4 +60,6 @@ class Settings:
             poller_state_table=env.get(POLLER_STATE_TABLE, ""),
             deadline_margin=float(env.get(DEADLINE_MARGIN_SECONDS, "10") or 10),
             environment_id=env.get(FLATFILE_ENVIRONMENT_ID, ""),
+            worker_memory_mb=int(env.get(WORKER_MEMORY_MB, "0") or 0),
+            worker_timeout=int(env.get(WORKER_TIMEOUT_SECONDS, "0") or 0),
         )

@@ -1,10 +1,18 @@
-"""The worker's record handler: idempotent on the job id, a deadline from Lambda's remaining time."""
+"""The worker's record handler: idempotent on the job id, a heartbeat while the job runs, failures reported.
+
+While a job runs, a heartbeat thread keeps its SQS message invisible a little longer (``visibility_seconds``
+from now) and renews the job's in-progress lease in the idempotency store (``lease_seconds`` from now), every
+``heartbeat_seconds``. A worker that dies (out of memory, a crash, the sandbox recycled) stops beating: its
+lease lapses, then its message becomes visible and another worker runs the job, within about
+``visibility_seconds`` instead of the queue's visibility timeout. See README "Design notes and limits".
+"""
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -13,36 +21,32 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 # inside the first invocation (the receiver never imports these).
 import httpx  # noqa: F401
 import stamina  # noqa: F401
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 import flatfile_jobs
 
+from .idempotency import JOB_KEY_PREFIX, LeaseRenewing, job_config, renew_lease
 from .runtime import Runtime, get_runtime
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from aws_lambda_powertools import Metrics
-    from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
+    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer, IdempotencyConfig
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-__all__ = ["IDEMPOTENCY_CONFIG", "process_record", "retry_soon_on_failure"]
+__all__ = ["Heartbeat", "handle_record", "process_record", "retry_delay", "retry_soon_on_failure"]
 
-# A failed record comes back after ~30 s, 1, 2, 4, 8 min… instead of the queue's 90-minute visibility timeout.
+# A failed record comes back after ~30 s, 1, 2, 4, 8 min… instead of the queue's visibility timeout.
 RETRY_BASE_SECONDS = 30
 RETRY_CAP_SECONDS = 900
+# Deeper events are never run (the listener's matching recurses per level; the receiver refuses far less):
+# the job is failed with a message saying why, not retried into the dead-letter queue.
+MAX_EVENT_DEPTH = 500
+# How long the heartbeat thread may take to stop once the job ended (one SQS or DynamoDB call at most).
+HEARTBEAT_STOP_SECONDS = 10.0
 
-
-def _answered_from_store(response: Any, idempotent_data: DataRecord) -> Any:  # noqa: ANN401 - stored JSON
-    """Mark a result replayed from the idempotency store, so it is not counted as a second run."""
-    return {**response, "duplicate": True} if isinstance(response, dict) else response
-
-
-# A finished job's record is kept a day: a later duplicate is answered from it without running anything.
-IDEMPOTENCY_CONFIG = IdempotencyConfig(
-    event_key_jmespath="job_id", expires_after_seconds=24 * 3600, response_hook=_answered_from_store
-)
 _METRIC_BY_STATUS = {
     "completed": "JobsCompleted",
     "failed": "JobsFailed",
@@ -59,11 +63,86 @@ class LambdaContextLike(Protocol):
         """Milliseconds left before the platform stops the invocation."""
 
 
-def _run(runtime: Runtime, job: dict[str, Any]) -> dict[str, Any]:
+class _Lease:
+    """Stands in for the Lambda context Powertools reads the in-progress lease from: the heartbeat's lease."""
+
+    def __init__(self, seconds: float) -> None:
+        self.millis = int(seconds * 1000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.millis
+
+
+def _answered_from_store(response: Any, idempotent_data: DataRecord) -> Any:  # noqa: ANN401 - stored JSON
+    """Mark a result replayed from the idempotency store, so it is not counted as a second run."""
+    return {**response, "duplicate": True} if isinstance(response, dict) else response
+
+
+def _logger() -> Logger:
+    from aws_lambda_powertools import Logger
+
+    return Logger(child=True)
+
+
+class Heartbeat:
+    """Calls ``beat`` now and then every ``period`` seconds on a daemon thread, until the ``with`` ends.
+
+    Args:
+        beat: One heartbeat; its exceptions are logged (WARNING) and the next beat still comes.
+        period: Seconds between beats.
+    """
+
+    def __init__(self, beat: Callable[[], None], *, period: float) -> None:
+        self._beat = beat
+        self._period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        # Joined, so no late beat can undo what follows the run (a delete, or a failure's backoff).
+        self._thread.join(HEARTBEAT_STOP_SECONDS)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._beat()
+            except Exception as exc:
+                _logger().warning(
+                    "Heartbeat failed; the next one retries", extra={"reason": f"{type(exc).__name__}: {exc}"}
+                )
+            self._stop.wait(self._period)
+
+
+def _job_beat(runtime: Runtime, job_id: str, receipt_handle: str | None) -> Callable[[], None]:
+    """Renew the job's lease first, then its message's visibility (so the lease always ends first)."""
+    settings = runtime.settings
+    persistence = runtime.idempotency_store()
+
+    first = [True]
+
+    def beat() -> None:
+        if first:
+            first.clear()  # the claim itself has just set the first lease
+        elif isinstance(persistence, LeaseRenewing) and not renew_lease(
+            persistence, job_id, settings.lease_seconds
+        ):
+            _logger().warning("The job's in-progress lease was lost", extra={"job_id": job_id})
+        if receipt_handle:
+            runtime.queue.extend_visibility(receipt_handle, settings.visibility_seconds)
+
+    return beat
+
+
+def _run(runtime: Runtime, job_id: str, event: dict[str, Any], timeout: float) -> dict[str, Any]:
     flatfile_jobs.configure(token=runtime.api_token())
-    results = runtime.listener.dispatch(job["event"], timeout=job["timeout"])
+    results = runtime.listener.dispatch(event, timeout=timeout)
     finished = [r for r in results if isinstance(r, flatfile_jobs.JobResult)]
-    return {"job_id": job["job_id"], "results": [_as_dict(r) for r in finished]}
+    return {"job_id": job_id, "results": [_as_dict(r) for r in finished]}
 
 
 def _as_dict(result: flatfile_jobs.JobResult) -> dict[str, Any]:
@@ -71,36 +150,138 @@ def _as_dict(result: flatfile_jobs.JobResult) -> dict[str, Any]:
 
 
 @cache
-def _idempotent(runtime_id: int, persistence: BasePersistenceLayer) -> Callable[..., dict[str, Any]]:
-    def run_once(job: dict[str, Any]) -> dict[str, Any]:
-        return _run(get_runtime(), job)
+def _idempotent(
+    runtime_id: int, persistence: BasePersistenceLayer
+) -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
+    """The job runner claiming ``job_id`` first (cached per runtime, with its own config)."""
+    config = job_config(response_hook=_answered_from_store)
 
+    def run_once(
+        job: dict[str, str], event: dict[str, Any], timeout: float, receipt_handle: str | None
+    ) -> dict[str, Any]:
+        runtime = get_runtime()
+        job_id = job["job_id"]
+        with Heartbeat(_job_beat(runtime, job_id, receipt_handle), period=runtime.settings.heartbeat_seconds):
+            return _run(runtime, job_id, event, timeout)
+
+    # Only ``job`` ({"job_id": ...}) is hashed and deep-copied by Powertools, never the event.
     decorate = idempotent_function(
-        data_keyword_argument="job", persistence_store=persistence, config=IDEMPOTENCY_CONFIG
+        data_keyword_argument="job", persistence_store=persistence, config=config, key_prefix=JOB_KEY_PREFIX
     )
-    return cast("Callable[..., dict[str, Any]]", decorate(run_once))
+    return cast("Callable[..., dict[str, Any]]", decorate(run_once)), config
 
 
-def process_record(body: str, context: LambdaContextLike, metrics: Metrics | None = None) -> dict[str, Any]:
-    """Run the job in one SQS record's body, at most once per job id.
+def process_record(
+    body: str,
+    context: LambdaContextLike,
+    metrics: Metrics | None = None,
+    *,
+    receipt_handle: str | None = None,
+) -> dict[str, Any]:
+    """Run the job in one SQS record's body, at most once per job id, with a heartbeat while it runs.
 
     A duplicate of a finished job returns the stored result; a duplicate of a job still running elsewhere
-    is dropped (the original message is redelivered if that run dies). Errors propagate so the record is
-    reported as a batch item failure and retried.
+    is dropped (that run's heartbeat keeps its lease; if it dies, its own message is redelivered after the
+    lease lapsed). Errors propagate so the record is reported as a batch item failure and retried.
     """
     runtime = get_runtime()
     event = json.loads(body)
     job_id = str(event["context"]["jobId"])
+    if nesting_depth(event) > MAX_EVENT_DEPTH:
+        return _refuse_too_deep(runtime, job_id, metrics)
     timeout = context.get_remaining_time_in_millis() / 1000 - runtime.settings.deadline_margin
-    IDEMPOTENCY_CONFIG.register_lambda_context(context)  # type: ignore[arg-type]
-    run = _idempotent(id(runtime), runtime.idempotency_store())
+    persistence = runtime.idempotency_store()
+    run, config = _idempotent(id(runtime), persistence)
+    # The in-progress lease is the heartbeat's (renewed while the job runs), not Lambda's remaining time;
+    # a store that cannot renew keeps the remaining time, so a long job is never claimed twice.
+    lease = _Lease(runtime.settings.lease_seconds) if isinstance(persistence, LeaseRenewing) else context
+    config.register_lambda_context(lease)  # type: ignore[arg-type]
     try:
-        outcome = run(job={"job_id": job_id, "event": event, "timeout": max(timeout, 1.0)})
+        outcome = run(
+            job={"job_id": job_id}, event=event, timeout=max(timeout, 1.0), receipt_handle=receipt_handle
+        )
     except IdempotencyAlreadyInProgressError:
         outcome = {"job_id": job_id, "results": [], "duplicate": True}
     if metrics is not None:
         _record_metrics(metrics, outcome)
     return outcome
+
+
+def nesting_depth(value: object) -> int:
+    """How deeply containers nest in ``value`` (``0`` for a scalar), without recursion."""
+    depth, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth = max(depth, level + 1)
+        stack.extend((child, level + 1) for child in children)
+    return depth
+
+
+def _refuse_too_deep(runtime: Runtime, job_id: str, metrics: Metrics | None) -> dict[str, Any]:
+    """Fail a job whose event nests too deeply to run (logged at ERROR, counted as JobsRefused)."""
+    message = f"This job's event is nested more than {MAX_EVENT_DEPTH} levels deep, so it was not run."
+    _logger().error("Job refused: event nested too deeply", extra={"job_id": job_id, "reason": message})
+    flatfile_jobs.configure(token=runtime.api_token())
+    flatfile_jobs.fail_unfinished_job(job_id, message)
+    if metrics is not None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        metrics.add_metric(name="JobsRefused", unit=MetricUnit.Count, value=1)
+    return {"job_id": job_id, "results": [], "refused": True}
+
+
+def handle_record(
+    body: str,
+    context: LambdaContextLike,
+    metrics: Metrics,
+    *,
+    receipt_handle: str,
+    receive_count: int,
+    job_id: str | None = None,
+) -> dict[str, Any]:
+    """:func:`process_record`, with a failure logged at ERROR, counted (``RecordsFailed``) and backed off.
+
+    Args:
+        body: The SQS record's body (the job:ready event).
+        context: Lambda's context (its remaining time is the job's deadline).
+        metrics: Where the job's metrics go.
+        receipt_handle: The record's receipt handle (heartbeat and backoff).
+        receive_count: How often SQS handed this message out (``ApproximateReceiveCount``).
+        job_id: The ``jobId`` message attribute, for the log line when the body cannot be read.
+    """
+    try:
+        with retry_soon_on_failure(receipt_handle, receive_count):
+            return process_record(body, context, metrics, receipt_handle=receipt_handle)
+    except Exception as exc:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=1)
+        cause = exc.errors[0] if isinstance(exc, flatfile_jobs.DispatchError) and exc.errors else exc
+        _logger().error(
+            "Job record failed; SQS delivers it again after a backoff, or dead-letters it",
+            extra={
+                "job_id": job_id or _job_id_of(body),
+                "reason": f"{type(cause).__name__}: {cause}",
+                "status": getattr(cause, "status", None),
+                "receive_count": receive_count,
+            },
+            exc_info=True,
+        )
+        raise
+
+
+def _job_id_of(body: str) -> str | None:
+    try:
+        event = json.loads(body)
+        return str(event["context"]["jobId"])
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
 
 
 def _record_metrics(metrics: Metrics, outcome: dict[str, Any]) -> None:
@@ -130,7 +311,5 @@ def retry_soon_on_failure(receipt_handle: str, receive_count: int) -> Iterator[N
         try:
             get_runtime().queue.retry_later(receipt_handle, retry_delay(receive_count))
         except Exception:
-            from aws_lambda_powertools import Logger
-
-            Logger(child=True).warning("Could not shorten the failed record's visibility", exc_info=True)
+            _logger().warning("Could not shorten the failed record's visibility", exc_info=True)
         raise
