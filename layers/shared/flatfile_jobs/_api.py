@@ -1,7 +1,11 @@
-"""The Flatfile jobs/events client: httpx (async), explicit timeouts, retries with stamina.
+"""The Flatfile jobs/events client: httpx (async), bounded attempts, retries with stamina.
 
 Every call is retried on connection errors, timeouts, 408, 429 and 5xx with full-jitter exponential
-backoff, honouring ``Retry-After``, within a total time budget; other 4xx fail at once. One client per
+backoff, honouring ``Retry-After``, within a total time budget; other 4xx fail at once. Each attempt has
+one deadline (``ApiSettings.timeout``) covering the wait for a connection, the request and the whole body,
+and reads at most ``ApiSettings.max_response_bytes``. Every answer the caller cannot use (not JSON, not an
+object with ``data``, too large) is a :class:`FlatfileAPIError`. Paths are built from percent-encoded
+segments (:func:`api_path`), so an id can never add a ``/``, ``..``, ``?`` or ``#`` to a URL. One client per
 event loop is reused across warm invocations (see :func:`client_for`).
 """
 
@@ -9,11 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json as jsonlib
 import random
+import re
 import time
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 import stamina
 
@@ -24,12 +32,15 @@ from ._log import get_logger, log_context
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["FlatfileClient", "client_for", "close_clients"]
+__all__ = ["FlatfileClient", "api_path", "client_for", "close_clients"]
 
 _RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 8.0
 KEEPALIVE_EXPIRY = 300.0
+# A path the client sends: "/"-separated, non-empty segments of RFC 3986 path characters (no ?, #, space).
+_SAFE_PATH = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%]+)+")
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 class _RetryableError(FlatfileAPIError):
@@ -40,6 +51,41 @@ class _RetryableError(FlatfileAPIError):
         self.error = error
         self.attempt = attempt
         self.retry_after = retry_after
+
+
+def api_path(*segments: str) -> str:
+    """An API path from its segments, each percent-encoded whole: ``api_path("jobs", "a/b")`` is ``/jobs/a%2Fb``.
+
+    Only unreserved characters (letters, digits, ``-._~``) stay as they are, so no segment can add a
+    ``/``, ``?``, ``#`` or ``%`` of its own; ``.``, ``..`` and empty segments are refused, as is text
+    that is not valid Unicode.
+
+    Raises:
+        ValueError: A segment is not a string, is empty, ``.`` or ``..``, or holds a lone surrogate.
+    """
+    encoded = []
+    for segment in segments:
+        if not isinstance(segment, str) or segment in _DOT_SEGMENTS or not segment:
+            raise ValueError(f"{_shown(segment)} cannot be a URL path segment")
+        try:
+            encoded.append(quote(segment, safe=""))
+        except UnicodeEncodeError:
+            raise ValueError(f"{_shown(segment)} is not valid Unicode") from None
+    return "/" + "/".join(encoded)
+
+
+def _check_path(path: str) -> None:
+    """Refuse a hand-written path that could leave the API's tree or carry a query or fragment."""
+    if not isinstance(path, str) or not _SAFE_PATH.fullmatch(path):
+        raise ValueError(f"{_shown(path)} is not a path of non-empty, percent-encoded segments")
+    if any(unquote(segment) in _DOT_SEGMENTS for segment in path.split("/")):
+        raise ValueError(f"{_shown(path)} has a '.' or '..' segment")
+
+
+def _shown(value: object) -> str:
+    """``value`` for an error message: ASCII only, cut short (it may come from a sender)."""
+    text = ascii(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -56,13 +102,13 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(content: bytes, status: int) -> str:
     try:
-        errors = response.json().get("errors") or []
+        errors = jsonlib.loads(content).get("errors") or []
         message = str(errors[0].get("message") or "")
-    except (ValueError, AttributeError, IndexError, TypeError):
+    except (ValueError, AttributeError, IndexError, TypeError, KeyError, RecursionError):
         message = ""
-    return message or f"Flatfile API answered {response.status_code}"
+    return message or f"Flatfile API answered {status}"
 
 
 class FlatfileClient:
@@ -104,9 +150,38 @@ class FlatfileClient:
     ) -> Any:  # noqa: ANN401 - the API's JSON
         """Call the API and return the response's ``data``; retried as described in the module docstring.
 
+        Args:
+            method: The HTTP method.
+            path: The path under ``/v1``; build it with :func:`api_path` when it holds ids. A path with a
+                query, a fragment, an empty, ``.`` or ``..`` segment is refused before anything is sent.
+            json: The JSON body.
+            params: The query parameters (encoded by httpx).
+            job_id: The job the call is about (logged and kept on errors).
+            budget: Seconds all attempts may take; the settings' ``retry_budget`` when ``None``.
+
         Raises:
-            FlatfileAPIError: The call failed for good (``status`` is ``None`` when no response came).
+            FlatfileAPIError: The call failed for good (``status`` is ``None`` when no response came or the
+                path was refused), or the answer is unusable: not JSON, not an object with ``data``, or
+                larger than ``max_response_bytes``.
         """
+        try:
+            _check_path(path)
+        except ValueError as exc:
+            raise FlatfileAPIError(
+                f"{method} refused: {exc}", status=None, method=method, path=_shown(path), job_id=job_id
+            ) from None
+        return await self._request(method, path, json, params, job_id, budget, None)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        json: object,
+        params: Mapping[str, str] | None,
+        job_id: str | None,
+        budget: float | None,
+        expect: type[Any] | None,
+    ) -> Any:  # noqa: ANN401 - the API's JSON
         started = time.monotonic()
         budget = self.settings.retry_budget if budget is None else budget
 
@@ -124,7 +199,8 @@ class FlatfileClient:
             async for retrying in stamina.retry_context(on=backoff, attempts=None, timeout=budget):
                 with retrying:
                     attempt += 1
-                    return await self._attempt(method, path, json, params, job_id, attempt)
+                    answer = await self._attempt(method, path, json, params, job_id, attempt)
+                    return _data(answer, expect, method, path, job_id)
         except _RetryableError as exc:
             raise exc.error from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -141,29 +217,50 @@ class FlatfileClient:
         import httpx
 
         started = time.perf_counter()
+        status: int | None = None
         try:
-            response = await self._http.request(method, path, json=json, params=params)
-        except httpx.TransportError as exc:
+            async with asyncio.timeout(self.settings.timeout):
+                async with self._http.stream(method, path, json=json, params=params) as response:
+                    status = response.status_code
+                    content = await self._read(response)
+        except (httpx.TransportError, TimeoutError) as exc:
+            reason = type(exc).__name__
+            if not isinstance(exc, httpx.TransportError):
+                reason = f"no whole answer within {self.settings.timeout:g} s"
             error = FlatfileAPIError(
-                f"{method} {path} failed: {type(exc).__name__}",
-                status=None,
-                method=method,
-                path=path,
-                job_id=job_id,
+                f"{method} {path} failed: {reason}", status=None, method=method, path=path, job_id=job_id
             )
-            self._log_call(method, path, None, started, attempt, job_id)
+            self._log_call(method, path, status, started, attempt, job_id)
             raise _RetryableError(error, attempt=attempt, retry_after=None) from exc
-        self._log_call(method, path, response.status_code, started, attempt, job_id)
-        if response.is_success:
-            body = response.json()
-            return body.get("data") if isinstance(body, Mapping) else body
+        self._log_call(method, path, status, started, attempt, job_id)
+        if content is None:
+            cap = self.settings.max_response_bytes
+            message = f"{method} {path}: the answer is over the {cap} byte limit (max_response_bytes)"
+            raise FlatfileAPIError(message, status=status, method=method, path=path, job_id=job_id)
+        if 200 <= status < 300:
+            return _Answer(status, content)
         error = FlatfileAPIError(
-            _error_message(response), status=response.status_code, method=method, path=path, job_id=job_id
+            _error_message(content, status), status=status, method=method, path=path, job_id=job_id
         )
-        if response.status_code in _RETRYABLE_STATUS:
+        if status in _RETRYABLE_STATUS:
             retry_after = _retry_after(response.headers.get("retry-after"))
             raise _RetryableError(error, attempt=attempt, retry_after=retry_after)
         raise error
+
+    async def _read(self, response: httpx.Response) -> bytes | None:
+        """The whole body, or ``None`` once it is known to be over ``max_response_bytes`` (read no further)."""
+        cap = self.settings.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > cap:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _log_call(
         self, method: str, path: str, status: int | None, started: float, attempt: int, job_id: str | None
@@ -183,38 +280,86 @@ class FlatfileClient:
         else:
             self._log.debug("Flatfile API call", extra=extra)
 
+    def _path(self, method: str, *segments: str, job_id: str | None = None) -> str:
+        """:func:`api_path`, with a refused segment reported as the call's :class:`FlatfileAPIError`."""
+        try:
+            return api_path(*segments)
+        except ValueError as exc:
+            shown = "/" + "/".join(
+                quote(segment, safe="", errors="backslashreplace") if isinstance(segment, str) else "?"
+                for segment in segments
+            )
+            raise FlatfileAPIError(
+                f"{method} refused: {exc}", status=None, method=method, path=shown, job_id=job_id
+            ) from None
+
+    async def _job_call(
+        self, method: str, job_id: str, *action: str, body: object = None, budget: float | None = None
+    ) -> dict[str, Any]:
+        path = self._path(method, "jobs", job_id, *action, job_id=job_id)
+        return dict(await self._request(method, path, body, None, job_id, budget, dict))
+
     async def get_job(self, job_id: str) -> dict[str, Any]:
         """``GET /jobs/{jobId}``."""
-        return dict(await self.request("GET", f"/jobs/{job_id}", job_id=job_id))
+        return await self._job_call("GET", job_id)
 
     async def ack_job(self, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /jobs/{jobId}/ack`` (acknowledge or report progress)."""
-        return dict(await self.request("POST", f"/jobs/{job_id}/ack", json=body, job_id=job_id))
+        return await self._job_call("POST", job_id, "ack", body=body)
 
     async def complete_job(self, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /jobs/{jobId}/complete``."""
-        return dict(await self.request("POST", f"/jobs/{job_id}/complete", json=body, job_id=job_id))
+        return await self._job_call("POST", job_id, "complete", body=body)
 
     async def fail_job(
         self, job_id: str, body: Mapping[str, Any], *, budget: float | None = None
     ) -> dict[str, Any]:
         """``POST /jobs/{jobId}/fail``."""
-        return dict(
-            await self.request("POST", f"/jobs/{job_id}/fail", json=body, job_id=job_id, budget=budget)
-        )
+        return await self._job_call("POST", job_id, "fail", body=body, budget=budget)
 
     async def list_events(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
         """``GET /events`` with the given query."""
-        return list(await self.request("GET", "/events", params=params))
+        return list(await self._request("GET", "/events", None, params, None, None, list))
 
     async def ack_event(self, event_id: str) -> None:
         """``POST /events/{eventId}/ack``."""
-        await self.request("POST", f"/events/{event_id}/ack")
+        await self._request(
+            "POST", self._path("POST", "events", event_id, "ack"), None, None, None, None, None
+        )
 
     async def get_records(self, sheet_id: str) -> list[dict[str, Any]]:
         """``GET /sheets/{sheetId}/records``: the sheet's records."""
-        data = await self.request("GET", f"/sheets/{sheet_id}/records")
-        return list(data.get("records") or []) if isinstance(data, Mapping) else []
+        path = self._path("GET", "sheets", sheet_id, "records")
+        data = await self._request("GET", path, None, None, None, None, dict)
+        return list(data.get("records") or [])
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A 2xx answer's status and whole body."""
+
+    status: int
+    content: bytes
+
+
+def _data(answer: _Answer, expect: type[Any] | None, method: str, path: str, job_id: str | None) -> Any:  # noqa: ANN401
+    """The answer's ``data`` (of type ``expect`` when given); any other body is a :class:`FlatfileAPIError`.
+
+    Not retried: the call may have taken effect (a garbled ``complete`` answer still completed the job).
+    """
+    try:
+        body = jsonlib.loads(answer.content)
+    except (ValueError, RecursionError):
+        problem = "a body that is not JSON"
+    else:
+        if not isinstance(body, dict) or "data" not in body:
+            problem = "JSON that is not an object with data"
+        elif expect is not None and not isinstance(body["data"], expect):
+            problem = "data that is not " + ("an object" if expect is dict else "a list")
+        else:
+            return body["data"]
+    message = f"{method} {path}: Flatfile answered {answer.status} with {problem}"
+    raise FlatfileAPIError(message, status=answer.status, method=method, path=path, job_id=job_id)
 
 
 def _new_http(settings: ApiSettings) -> httpx.AsyncClient:
