@@ -18,6 +18,7 @@ from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_cli._lambda import LocalContext
 from flatfile_stack.dead_letter import DEAD_LETTER_MESSAGE
 
+from ._pipeline import tap_all_logs
 from ._support import AwsStack, StackEnv, load_event, metric_names, point_logs_at_stdout
 
 Invoke = Callable[[dict[str, Any]], Any]
@@ -127,3 +128,25 @@ def test_only_the_failing_record_of_a_batch_is_kept(
     assert fake.job(job_id)["status"] == "failed"
     assert fake.job(other_id)["status"] == "executing"
     assert "JobsDeadLettered" in metric_names(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["../../events", "x/../../spaces/us_sp_1#", "../sheets/us_sh_1?a=", "us_jb_1/complete", "", 42],
+    ids=ascii,
+)
+def test_a_record_whose_job_id_is_not_a_flatfile_id_is_dropped_without_a_request(
+    invoke: Invoke, fake: FakeFlatfile, job_id: object
+) -> None:
+    """A dead letter with a hostile context.jobId: ERROR log naming the field, record consumed, no request."""
+    event = load_event("dead_letter/dead_letter.json")
+    body = json.loads(event["Records"][0]["body"])
+    body["context"]["jobId"] = job_id
+    event["Records"][0]["body"] = json.dumps(body)
+    with tap_all_logs() as logs:
+        assert invoke(event) == {"batchItemFailures": []}  # retrying could never succeed: not kept
+    assert fake.requests == []
+    dropped = [line for line in logs.lines if "Dead letter dropped: no job to fail" in line]
+    assert len(dropped) == 1
+    assert " ERROR " in dropped[0]
+    assert "'reason': 'event.context.jobId " in dropped[0]
