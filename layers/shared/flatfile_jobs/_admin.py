@@ -21,7 +21,8 @@ def fail_unfinished_job(job_id: str, message: str, *, settings: ApiSettings | No
     dead-lettered must stay complete.
 
     Raises:
-        InvalidEventError: ``job_id`` is not shaped like a Flatfile id; nothing is sent (retrying cannot help).
+        InvalidEventError: ``job_id`` is not shaped like a Flatfile id; nothing is sent (a retry cannot
+            help).
         FlatfileAPIError: The API could not be reached or refused (the caller keeps the message to retry).
     """
     from ._api import client_for

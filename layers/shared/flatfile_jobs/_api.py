@@ -5,7 +5,7 @@ backoff, honouring ``Retry-After``, within a total time budget; other 4xx fail a
 one deadline (``ApiSettings.timeout``) covering the wait for a connection, the request and the whole body,
 and reads at most ``ApiSettings.max_response_bytes``. Every answer the caller cannot use (not JSON, not an
 object with ``data``, too large) is a :class:`FlatfileAPIError`. Paths are built from percent-encoded
-segments (:func:`api_path`), so an id can never add a ``/``, ``..``, ``?`` or ``#`` to a URL. One client per
+segments (see ``_paths``), so an id can never add a ``/``, ``..``, ``?`` or ``#`` to a URL. One client per
 event loop is reused across warm invocations (see :func:`client_for`).
 """
 
@@ -15,32 +15,28 @@ import asyncio
 import email.utils
 import json as jsonlib
 import random
-import re
 import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
 
 import stamina
 
 from ._config import ApiSettings
 from ._errors import FlatfileAPIError
 from ._log import get_logger, log_context
+from ._paths import api_path, check_path, shown, shown_path
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["FlatfileClient", "api_path", "client_for", "close_clients"]
+__all__ = ["FlatfileClient", "client_for", "close_clients"]
 
 _RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 8.0
 KEEPALIVE_EXPIRY = 300.0
-# A path the client sends: "/"-separated, non-empty segments of RFC 3986 path characters (no ?, #, space).
-_SAFE_PATH = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%]+)+")
-_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 class _RetryableError(FlatfileAPIError):
@@ -51,41 +47,6 @@ class _RetryableError(FlatfileAPIError):
         self.error = error
         self.attempt = attempt
         self.retry_after = retry_after
-
-
-def api_path(*segments: str) -> str:
-    """An API path from its segments, each percent-encoded whole: ``api_path("jobs", "a/b")`` is ``/jobs/a%2Fb``.
-
-    Only unreserved characters (letters, digits, ``-._~``) stay as they are, so no segment can add a
-    ``/``, ``?``, ``#`` or ``%`` of its own; ``.``, ``..`` and empty segments are refused, as is text
-    that is not valid Unicode.
-
-    Raises:
-        ValueError: A segment is not a string, is empty, ``.`` or ``..``, or holds a lone surrogate.
-    """
-    encoded = []
-    for segment in segments:
-        if not isinstance(segment, str) or segment in _DOT_SEGMENTS or not segment:
-            raise ValueError(f"{_shown(segment)} cannot be a URL path segment")
-        try:
-            encoded.append(quote(segment, safe=""))
-        except UnicodeEncodeError:
-            raise ValueError(f"{_shown(segment)} is not valid Unicode") from None
-    return "/" + "/".join(encoded)
-
-
-def _check_path(path: str) -> None:
-    """Refuse a hand-written path that could leave the API's tree or carry a query or fragment."""
-    if not isinstance(path, str) or not _SAFE_PATH.fullmatch(path):
-        raise ValueError(f"{_shown(path)} is not a path of non-empty, percent-encoded segments")
-    if any(unquote(segment) in _DOT_SEGMENTS for segment in path.split("/")):
-        raise ValueError(f"{_shown(path)} has a '.' or '..' segment")
-
-
-def _shown(value: object) -> str:
-    """``value`` for an error message: ASCII only, cut short (it may come from a sender)."""
-    text = ascii(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -152,7 +113,7 @@ class FlatfileClient:
 
         Args:
             method: The HTTP method.
-            path: The path under ``/v1``; build it with :func:`api_path` when it holds ids. A path with a
+            path: The path under ``/v1``; build it with ``_paths.api_path`` when it holds ids. A path with a
                 query, a fragment, an empty, ``.`` or ``..`` segment is refused before anything is sent.
             json: The JSON body.
             params: The query parameters (encoded by httpx).
@@ -165,23 +126,25 @@ class FlatfileClient:
                 larger than ``max_response_bytes``.
         """
         try:
-            _check_path(path)
+            check_path(path)
         except ValueError as exc:
             raise FlatfileAPIError(
-                f"{method} refused: {exc}", status=None, method=method, path=_shown(path), job_id=job_id
+                f"{method} refused: {exc}", status=None, method=method, path=shown(path), job_id=job_id
             ) from None
-        return await self._request(method, path, json, params, job_id, budget, None)
+        return await self._request(method, path, json=json, params=params, job_id=job_id, budget=budget)
 
     async def _request(
         self,
         method: str,
         path: str,
-        json: object,
-        params: Mapping[str, str] | None,
-        job_id: str | None,
-        budget: float | None,
-        expect: type[Any] | None,
+        *,
+        json: object = None,
+        params: Mapping[str, str] | None = None,
+        job_id: str | None = None,
+        budget: float | None = None,
+        expect: type[Any] | None = None,
     ) -> Any:  # noqa: ANN401 - the API's JSON
+        """:meth:`request` on a path known to be safe; ``data`` must be an ``expect`` when given."""
         started = time.monotonic()
         budget = self.settings.retry_budget if budget is None else budget
 
@@ -223,6 +186,10 @@ class FlatfileClient:
                 async with self._http.stream(method, path, json=json, params=params) as response:
                     status = response.status_code
                     content = await self._read(response)
+        except httpx.DecodingError as exc:  # a body its Content-Encoding does not describe: unusable
+            self._log_call(method, path, status, started, attempt, job_id)
+            message = f"{method} {path}: Flatfile answered {status} with a body that cannot be decoded"
+            raise FlatfileAPIError(message, status=status, method=method, path=path, job_id=job_id) from exc
         except (httpx.TransportError, TimeoutError) as exc:
             reason = type(exc).__name__
             if not isinstance(exc, httpx.TransportError):
@@ -248,7 +215,7 @@ class FlatfileClient:
         raise error
 
     async def _read(self, response: httpx.Response) -> bytes | None:
-        """The whole body, or ``None`` once it is known to be over ``max_response_bytes`` (read no further)."""
+        """The whole body, or ``None`` once it is known to be over ``max_response_bytes`` (reading stops)."""
         cap = self.settings.max_response_bytes
         declared = response.headers.get("content-length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > cap:
@@ -285,19 +252,20 @@ class FlatfileClient:
         try:
             return api_path(*segments)
         except ValueError as exc:
-            shown = "/" + "/".join(
-                quote(segment, safe="", errors="backslashreplace") if isinstance(segment, str) else "?"
-                for segment in segments
-            )
             raise FlatfileAPIError(
-                f"{method} refused: {exc}", status=None, method=method, path=shown, job_id=job_id
+                f"{method} refused: {exc}",
+                status=None,
+                method=method,
+                path=shown_path(segments),
+                job_id=job_id,
             ) from None
 
     async def _job_call(
         self, method: str, job_id: str, *action: str, body: object = None, budget: float | None = None
     ) -> dict[str, Any]:
         path = self._path(method, "jobs", job_id, *action, job_id=job_id)
-        return dict(await self._request(method, path, body, None, job_id, budget, dict))
+        data = await self._request(method, path, json=body, job_id=job_id, budget=budget, expect=dict)
+        return dict(data)
 
     async def get_job(self, job_id: str) -> dict[str, Any]:
         """``GET /jobs/{jobId}``."""
@@ -319,18 +287,16 @@ class FlatfileClient:
 
     async def list_events(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
         """``GET /events`` with the given query."""
-        return list(await self._request("GET", "/events", None, params, None, None, list))
+        return list(await self._request("GET", "/events", params=params, expect=list))
 
     async def ack_event(self, event_id: str) -> None:
         """``POST /events/{eventId}/ack``."""
-        await self._request(
-            "POST", self._path("POST", "events", event_id, "ack"), None, None, None, None, None
-        )
+        await self._request("POST", self._path("POST", "events", event_id, "ack"))
 
     async def get_records(self, sheet_id: str) -> list[dict[str, Any]]:
         """``GET /sheets/{sheetId}/records``: the sheet's records."""
         path = self._path("GET", "sheets", sheet_id, "records")
-        data = await self._request("GET", path, None, None, None, None, dict)
+        data = await self._request("GET", path, expect=dict)
         return list(data.get("records") or [])
 
 
@@ -342,8 +308,8 @@ class _Answer:
     content: bytes
 
 
-def _data(answer: _Answer, expect: type[Any] | None, method: str, path: str, job_id: str | None) -> Any:  # noqa: ANN401
-    """The answer's ``data`` (of type ``expect`` when given); any other body is a :class:`FlatfileAPIError`.
+def _data(answer: _Answer, expect: type[Any] | None, method: str, path: str, job_id: str | None) -> Any:  # noqa: ANN401 - the API's JSON
+    """The answer's ``data`` (an ``expect`` when given); any other body is a :class:`FlatfileAPIError`.
 
     Not retried: the call may have taken effect (a garbled ``complete`` answer still completed the job).
     """

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 ACCESS_TOKEN_KEY = "_accessToken"  # noqa: S105 - a field name
-#: The shape of a Flatfile id (``us_jb_…``): no ``/``, ``.``, ``?``, ``#``, ``%``, space, control or non-ASCII.
+#: The shape of a Flatfile id (``us_jb_…``): no ``/ . ? # %``, space, control or non-ASCII character.
 FLATFILE_ID = re.compile(r"[A-Za-z0-9_]{1,128}")
 # Context ids checked at the receiver when present: the ones a handler may put in a URL.
 _CONTEXT_IDS = ("environmentId", "spaceId", "workbookId", "sheetId", "fileId")

@@ -246,7 +246,7 @@ class EventPoller:
             InvalidEventError: The event's id is not a Flatfile id (nothing is sent).
             FlatfileAPIError: The ack failed.
         """
-        from ._api import api_path
+        from ._paths import api_path
 
         event_id = require_flatfile_id(event.get("id"), "event.id")
         await self._api().request("POST", api_path("events", event_id, "ack"), budget=self._budget())
