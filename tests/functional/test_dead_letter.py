@@ -177,3 +177,25 @@ def test_dead_letter_flatfile_keeps_refusing_is_given_up_after_bounded_tries(
     assert [line["receive_count"] for line in errors] == [receives]
     assert ("Giving up" in errors[0]["message"]) is dropped
     assert metric_names(out) == ["DeadLettersDropped" if dropped else "DeadLettersRetried"]
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["../../events", "x/../../spaces/us_sp_1#", "../sheets/us_sh_1?a=", "us_jb_1/complete", "", 42],
+    ids=ascii,
+)
+def test_a_record_whose_job_id_is_not_a_flatfile_id_is_dropped_without_a_request(
+    invoke: Invoke, fake: FakeFlatfile, capsys: pytest.CaptureFixture[str], job_id: object
+) -> None:
+    """A dead letter with a hostile context.jobId: ERROR log naming the field, record consumed, no request."""
+    event = load_event("dead_letter/dead_letter.json")
+    body = json.loads(event["Records"][0]["body"])
+    body["context"]["jobId"] = job_id
+    event["Records"][0]["body"] = json.dumps(body)
+    assert invoke(event) == {"batchItemFailures": []}  # retrying could never succeed: not kept
+    assert fake.requests == []
+    out = capsys.readouterr().out
+    [line] = [json.loads(x) for x in out.splitlines() if '"Giving up on a dead letter' in x]
+    assert line["level"] == "ERROR"
+    assert line["reason"].startswith("ValueError: event.context.jobId ")
+    assert metric_names(out) == ["DeadLettersDropped"]

@@ -28,6 +28,8 @@ from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
 from jobs import listener
 
+from ._pipeline import tap_all_logs
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "us_env_poll"
 TABLE = "flatfile-jobs-state"
@@ -216,3 +218,27 @@ def test_missing_environment_id_names_the_variable(runtime: Runtime, app: Module
     use_runtime(dataclasses.replace(runtime, settings=Settings(poller_state_table=TABLE), extras={}))
     with pytest.raises(ConfigurationError, match="FLATFILE_ENVIRONMENT_ID"):
         app.lambda_handler({}, context())
+
+
+@pytest.mark.parametrize(
+    "hostile", ["../../events", "x/../../spaces/us_sp_1#", "../sheets/us_sh_1?a=", "us_jb_1/complete"]
+)
+def test_polled_ids_that_are_not_flatfile_ids_are_skipped_and_never_reach_a_url(
+    app: ModuleType, fake: FakeFlatfile, aws: dict[str, Any], hostile: str
+) -> None:
+    """A hostile job id is counted invalid (logged naming the field), a hostile event id skipped; only the
+    valid event is enqueued and acked, and every request stays on /v1/events."""
+    bad_job = fake.create_job_event("space:configure", environment_id=ENV, job_id=hostile)
+    fake.create_job_event("space:configure", environment_id=ENV, event_id=hostile)
+    good = fake.create_job_event("space:configure", environment_id=ENV)
+    with tap_all_logs() as logs:
+        summary = app.lambda_handler({}, context())
+    assert (summary["enqueued"], summary["invalid"], summary["jobIds"]) == (1, 1, [good["context"]["jobId"]])
+    assert [json.loads(m["Body"])["id"] for m in messages(aws)] == [good["id"]]
+    targets = [(request.method, request.target.partition("?")[0]) for request in fake.requests]
+    assert targets == [("GET", "/v1/events"), ("POST", f"/v1/events/{good['id']}/ack")]
+    skipped = [line for line in logs.lines if "Polled event skipped" in line]
+    assert len(skipped) == 1
+    assert bad_job["id"] in skipped[0]
+    assert "event.context.jobId must be a Flatfile id" in skipped[0]
+    assert any("Event whose id is not a Flatfile id skipped" in line for line in logs.lines)

@@ -702,6 +702,76 @@ def test_signing_secret_missing_answers_503(
     assert stack_env.aws.receive() == []
 
 
+# -- ids never change the meaning of a URL ---------------------------------------------------------------
+
+# The issue's table: with these job ids the worker sent the API key to other endpoints.
+HOSTILE_JOB_IDS = ["../../events", "x/../../spaces/us_sp_1#", "../sheets/us_sh_1?a=", "us_jb_1/complete"]
+
+
+def _with_id(where: str, value: object) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def shape(event: dict[str, Any]) -> dict[str, Any]:
+        if where == "id":
+            return {**event, "id": value}
+        return {**event, "context": {**event["context"], where: value}}
+
+    return shape
+
+
+@pytest.mark.parametrize("job_id", HOSTILE_JOB_IDS)
+def test_a_signed_job_id_that_is_not_a_flatfile_id_is_422_naming_the_field(
+    post: Post, aws: AwsStack, job_id: str
+) -> None:
+    """Each of the issue's job ids, signed, answers 422 naming context.jobId and nothing is queued."""
+    answer = post(signed_post(_with_id("jobId", job_id)(event_body())))
+    refused(answer, 422, "InvalidEventError")
+    assert "event.context.jobId" in answer.body["message"]
+    assert aws.receive() == []
+
+
+@pytest.mark.parametrize("job_id", HOSTILE_JOB_IDS)
+def test_unsigned_requests_allowed_still_refuse_a_hostile_job_id(
+    post: Post, stack_env: StackEnv, aws: AwsStack, job_id: str
+) -> None:
+    """With AllowUnsignedRequests=true (anyone may post), a hostile job id is still a 422, never queued."""
+    stack_env.set(ALLOW_UNSIGNED="true")
+    answer = post(http_event(compact(_with_id("jobId", job_id)(event_body()))))
+    refused(answer, 422, "InvalidEventError")
+    assert "event.context.jobId" in answer.body["message"]
+    assert aws.receive() == []
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("id", "us_evt_1/../ack"),
+        ("sheetId", "../sheets/us_sh_1?a="),
+        ("spaceId", "us_sp_1#x"),
+        ("workbookId", "us wb"),
+        ("environmentId", "us_env_1/"),
+        ("jobId", "us_jb_\u00e9"),
+        ("jobId", 7),
+    ],
+)
+def test_every_id_that_may_reach_a_url_is_checked(
+    post: Post, aws: AwsStack, where: str, value: object
+) -> None:
+    """The event id and context's job, sheet, space, workbook and environment ids must be Flatfile ids: 422."""
+    answer = post(signed_post(_with_id(where, value)(event_body("data:validate"))))
+    refused(answer, 422, "InvalidEventError")
+    field = "event.id" if where == "id" else f"event.context.{where}"
+    assert field in answer.body["message"]
+    assert aws.receive() == []
+
+
+def test_a_forwarded_event_with_a_hostile_job_id_is_422(post: Post, aws: AwsStack) -> None:
+    """The forwarder's shape (raw event under src) is checked the same way."""
+    event = _with_id("jobId", "../../events")(event_body())
+    answer = post(signed_post(forwarded_event(event, access_token=ACCESS_TOKEN)))
+    refused(answer, 422, "InvalidEventError")
+    assert "event.context.jobId" in answer.body["message"]
+    assert aws.receive() == []
+
+
 # -- nothing gives a 5xx -------------------------------------------------------------------------------
 
 

@@ -1,11 +1,15 @@
-"""ApiSettings (env names, /v1, precedence, secrecy) and FlatfileClient (headers, retries, Retry-After, budget)."""
+"""ApiSettings (env names, /v1, precedence, secrecy) and FlatfileClient (headers, retries, Retry-After, budget,
+encoded path segments, unusable answers, per-attempt deadline and byte cap)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -310,3 +314,281 @@ async def test_no_answer_at_all_is_an_error_without_status(
         await client.aclose()
     assert caught.value.status is None
     assert caught.value.path == "/jobs/us_jb_1"
+
+
+def test_defaults_bound_each_attempt_and_each_answer() -> None:
+    """Each attempt has a 10 s deadline and reads at most 10 MiB unless told otherwise; resolve() passes both."""
+    settings = ApiSettings.resolve(api_url="http://127.0.0.1:9", token="sk")
+    assert (settings.timeout, settings.max_response_bytes) == (10.0, 10 * 1024 * 1024)
+    given = ApiSettings.resolve(api_url="http://127.0.0.1:9", token="sk", timeout=2.0, max_response_bytes=5)
+    assert (given.timeout, given.max_response_bytes) == (2.0, 5)
+
+
+# -- ids never change the meaning of a URL -------------------------------------------------------------------
+
+# The issue's table: job ids that, pasted into f"/jobs/{job_id}/ack", sent the API key elsewhere.
+HOSTILE_IDS = ["../../events", "x/../../spaces/us_sp_1#", "../sheets/us_sh_1?a=", "us_jb_1/complete"]
+
+
+JOB_CALLS: dict[str, tuple[str, str, Callable[[FlatfileClient, str], Awaitable[object]]]] = {
+    "get": ("GET", "", lambda client, job_id: client.get_job(job_id)),
+    "ack": ("POST", "/ack", lambda client, job_id: client.ack_job(job_id, {"progress": 1})),
+    "complete": ("POST", "/complete", lambda client, job_id: client.complete_job(job_id, {})),
+    "fail": ("POST", "/fail", lambda client, job_id: client.fail_job(job_id, {"info": "x"})),
+}
+
+
+@pytest.mark.parametrize("call", sorted(JOB_CALLS))
+@pytest.mark.parametrize("job_id", HOSTILE_IDS)
+async def test_a_hostile_job_id_stays_one_segment_under_v1_jobs(
+    fake: FakeFlatfile, client_factory: Callable[..., FlatfileClient], job_id: str, call: str
+) -> None:
+    """Each job call with the issue's job ids reaches only /v1/jobs/<encoded id>[/action] (a 404 there)."""
+    method, action, run = JOB_CALLS[call]
+    with pytest.raises(FlatfileAPIError) as caught:
+        await run(client_factory(), job_id)
+    assert caught.value.status == 404
+    encoded = quote(job_id, safe="")
+    assert [(r.method, r.target) for r in fake.requests] == [(method, f"/v1/jobs/{encoded}{action}")]
+
+
+@pytest.mark.parametrize("job_id", ["", ".", "..", "x\udfff"])
+async def test_a_job_id_that_cannot_be_a_segment_sends_nothing(
+    fake: FakeFlatfile, client_factory: Callable[..., FlatfileClient], job_id: str
+) -> None:
+    """An empty, '.', '..' or broken job id is refused (FlatfileAPIError without status) before any request."""
+    with pytest.raises(FlatfileAPIError) as caught:
+        await client_factory().ack_job(job_id, {"progress": 1})
+    assert (caught.value.status, caught.value.method, caught.value.job_id) == (None, "POST", job_id)
+    assert "refused" in str(caught.value)
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_IDS)
+async def test_event_and_sheet_ids_are_encoded_too(
+    fake: FakeFlatfile, client_factory: Callable[..., FlatfileClient], hostile: str
+) -> None:
+    """ack_event and get_records keep a hostile id inside its own segment as well."""
+    client = client_factory()
+    with pytest.raises(FlatfileAPIError):
+        await client.ack_event(hostile)
+    assert await client.get_records(hostile) == []  # the fake has no such sheet
+    encoded = quote(hostile, safe="")
+    assert [r.target for r in fake.requests] == [
+        f"/v1/events/{encoded}/ack",
+        f"/v1/sheets/{encoded}/records",
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/jobs/../../events",
+        "/jobs/x/./ack",
+        "/jobs/%2e%2E/ack",
+        "/jobs/us_jb_1?a=1",
+        "/jobs/us_jb_1#x",
+        "/jobs//ack",
+        "//127.0.0.1:9/v1/jobs",
+        "jobs/us_jb_1",
+        "/jobs/a b",
+        "/jobs/é",
+        "",
+    ],
+)
+async def test_request_refuses_a_path_that_could_change_its_meaning(
+    fake: FakeFlatfile, client_factory: Callable[..., FlatfileClient], path: str
+) -> None:
+    """request() refuses dot, empty, query, fragment and non-ASCII paths before sending anything."""
+    with pytest.raises(FlatfileAPIError) as caught:
+        await client_factory(budget=0.2).request("GET", path)
+    assert caught.value.status is None
+    assert "refused" in str(caught.value)
+    assert fake.requests == []
+
+
+# -- every unusable answer is a FlatfileAPIError --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"<html>OK</html>", "not JSON"),
+        (b"", "not JSON"),
+        (b"\xff\xfe{", "not JSON"),
+        (b"[1, 2]", "not an object with data"),
+        (b'"ok"', "not an object with data"),
+        (b'{"errors": []}', "not an object with data"),
+        (b'{"data": null}', "data that is not an object"),
+        (b'{"data": [1]}', "data that is not an object"),
+    ],
+)
+async def test_a_2xx_the_caller_cannot_use_is_an_api_error_not_retried(
+    fake: FakeFlatfile, client_factory: Callable[..., FlatfileClient], body: bytes, problem: str
+) -> None:
+    """A 200 whose body is not JSON, or not {"data": <object>}, is a FlatfileAPIError (status, method, path)."""
+    job_id = fake.add_job()["id"]
+    fake.add_fault(Fault(path="/jobs/*/complete", status=200, body=body))
+    with pytest.raises(FlatfileAPIError) as caught:
+        await client_factory().complete_job(job_id, {})
+    error = caught.value
+    assert (error.status, error.method, error.path, error.job_id) == (
+        200,
+        "POST",
+        f"/jobs/{job_id}/complete",
+        job_id,
+    )
+    assert problem in str(error)
+    assert len(fake.requests) == 1  # the call may have taken effect: never repeated blindly
+
+
+async def test_a_list_call_answered_with_an_object_is_an_api_error(
+    fake: FakeFlatfile, client_factory: Callable[..., FlatfileClient]
+) -> None:
+    """GET /events answered {"data": {}} is a FlatfileAPIError, not a list of the object's keys."""
+    fake.add_fault(Fault(path="/events", status=200, body=b'{"data": {"a": 1}}'))
+    with pytest.raises(FlatfileAPIError, match="data that is not a list"):
+        await client_factory().list_events({"environmentId": "us_env_1"})
+
+
+async def test_a_body_its_content_encoding_does_not_describe_is_an_api_error() -> None:
+    """A 200 saying gzip but sending something else is a FlatfileAPIError(200), not httpx's DecodingError."""
+
+    async def answer(writer: asyncio.StreamWriter, state: RawServer) -> None:
+        body = b"not gzip at all"
+        head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n"
+        await _write(writer, state, head.encode() + body)
+
+    async with raw_server(answer) as server:
+        client = FlatfileClient(ApiSettings.resolve(api_url=server.url, token="sk", retry_budget=2.0))
+        try:
+            with pytest.raises(FlatfileAPIError, match="cannot be decoded") as caught:
+                await client.get_job("us_jb_1")
+        finally:
+            await client.aclose()
+    assert (caught.value.status, caught.value.path) == (200, "/jobs/us_jb_1")
+    assert server.connections == 1
+
+
+# -- bounded waits and reads ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RawServer:
+    """A loopback HTTP server answering every request with a script (one connection at a time is enough)."""
+
+    url: str
+    connections: int = 0
+    sent: int = 0
+
+
+@contextlib.asynccontextmanager
+async def raw_server(
+    answer: Callable[[asyncio.StreamWriter, RawServer], Awaitable[None]],
+) -> AsyncIterator[RawServer]:
+    """Serve ``answer`` on 127.0.0.1 after reading each request's head; the connection is closed after."""
+    state = RawServer(url="")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.connections += 1
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await answer(writer, state)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    state.url = f"http://127.0.0.1:{port}"
+    try:
+        yield state
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _write(writer: asyncio.StreamWriter, state: RawServer, data: bytes) -> None:
+    writer.write(data)
+    await writer.drain()
+    state.sent += len(data)
+
+
+async def trickle_body(writer: asyncio.StreamWriter, state: RawServer) -> None:
+    """A 200 whose 1,000-byte body comes one byte every 0.1 s: every single read is quick."""
+    await _write(
+        writer, state, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    )
+    for _ in range(1000):
+        await _write(writer, state, b" ")
+        await asyncio.sleep(0.1)
+
+
+async def trickle_head(writer: asyncio.StreamWriter, state: RawServer) -> None:
+    """The status line and headers themselves one byte every 0.1 s."""
+    for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 1000:
+        await _write(writer, state, bytes([byte]))
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("answer", [trickle_body, trickle_head], ids=["body", "head"])
+async def test_a_trickling_server_cannot_hold_a_call_past_its_timeout(
+    answer: Callable[[asyncio.StreamWriter, RawServer], Awaitable[None]],
+) -> None:
+    """Bytes every 0.1 s against a 0.5 s timeout: each attempt ends at 0.5 s, the call within its budget."""
+    async with raw_server(answer) as server:
+        settings = ApiSettings.resolve(api_url=server.url, token="sk", timeout=0.5, retry_budget=0.8)
+        client = FlatfileClient(settings)
+        started = time.monotonic()
+        try:
+            with pytest.raises(FlatfileAPIError) as caught:
+                await asyncio.wait_for(client.get_job("us_jb_1"), timeout=10)
+        finally:
+            elapsed = time.monotonic() - started
+            await client.aclose()
+    assert caught.value.status is None
+    assert "0.5 s" in str(caught.value)
+    assert elapsed < 0.8 + 0.5 + 0.5  # the budget, one last attempt's deadline, slack
+    assert server.connections in (1, 2)  # attempts, each cut at its deadline
+
+
+def huge_answer(*, declared: bool) -> Callable[[asyncio.StreamWriter, RawServer], Awaitable[None]]:
+    """A 200 with a 32 MiB body, its length declared up front or sent chunked (no length)."""
+
+    async def answer(writer: asyncio.StreamWriter, state: RawServer) -> None:
+        chunk = b"[" + b"0," * (64 * 1024) + b"0]"
+        total = 32 * 1024 * 1024 // len(chunk)
+        if declared:
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {total * len(chunk)}\r\n\r\n".encode()
+            await _write(writer, state, head)
+            for _ in range(total):
+                await _write(writer, state, chunk)
+        else:
+            await _write(writer, state, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(total):
+                await _write(writer, state, f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            await _write(writer, state, b"0\r\n\r\n")
+
+    return answer
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_an_answer_over_the_byte_cap_fails_without_reading_it_all(declared: bool) -> None:
+    """A 32 MiB answer against a 64 KiB cap: FlatfileAPIError naming the cap, one attempt, reading stops."""
+    async with raw_server(huge_answer(declared=declared)) as server:
+        settings = ApiSettings.resolve(
+            api_url=server.url, token="sk", timeout=5.0, retry_budget=5.0, max_response_bytes=64 * 1024
+        )
+        client = FlatfileClient(settings)
+        try:
+            with pytest.raises(FlatfileAPIError) as caught:
+                await asyncio.wait_for(client.get_job("us_jb_1"), timeout=20)
+        finally:
+            await client.aclose()
+        await asyncio.sleep(0.2)  # let the server notice the closed connection
+    assert caught.value.status == 200
+    assert "65536 byte limit" in str(caught.value)
+    assert server.connections == 1  # not retried
+    # The server got no further than what fills the socket buffers once the client stopped reading.
+    assert server.sent < 16 * 1024 * 1024

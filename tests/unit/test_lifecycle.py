@@ -863,3 +863,35 @@ def test_a_lost_fail_answer_still_ends_failed(fake: FakeFlatfile, listen: Listen
     result = one_result(listen(script(("raise", RuntimeError("broke"))), retry_budget=5), event)
     assert (result.status, result.message) == ("failed", "broke")
     assert fake.job(job_id)["status"] == "failed"
+
+
+# -- unusable answers ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("landed", "status", "outcome"),
+    [(False, "failed", "failed"), (True, "complete", "completed")],
+    ids=["complete-not-applied", "complete-applied"],
+)
+def test_a_complete_answered_200_with_a_non_json_body_runs_the_handler_once(
+    fake: FakeFlatfile, listen: Listen, landed: bool, status: str, outcome: str
+) -> None:
+    """complete answered 200 <html> on every try: 3 deliveries, 1 handler run; the job fails (or stays complete).
+
+    The answer says nothing usable, so the lifecycle fails the job with that reason; if Flatfile had in fact
+    applied the complete, the fail is refused and the job is reported completed. Either way it ends, so a
+    redelivery finds it finished and skips the handler.
+    """
+    event, job_id = new_job(fake)
+    fake.add_fault(Fault(path=f"/jobs/{job_id}/complete", status=200, body=b"<html>OK</html>", after=landed))
+    runs: list[int] = []
+    listener = listen(lambda event, tick: runs.append(1))
+    results = [one_result(listener, event) for _ in range(3)]
+    assert len(runs) == 1
+    assert [result.status for result in results] == [outcome, "skipped", "skipped"]
+    job = fake.job(job_id)
+    assert job["status"] == status
+    if not landed:
+        assert job["outcome"]["message"] == (
+            f"POST /jobs/{job_id}/complete: Flatfile answered 200 with a body that is not JSON"
+        )

@@ -15,6 +15,7 @@ from flatfile_jobs._config import ApiSettings
 from flatfile_jobs._polling import MemoryCursorStore
 from flatfile_jobs._runtime import run_sync
 from flatfile_jobs.testing import FakeFlatfile, Fault
+from flatfile_jobs.webhook import InvalidEventError
 
 ENV = "us_env_test"
 T0 = datetime(2026, 1, 15, 10, 0, 0, tzinfo=UTC)
@@ -309,3 +310,40 @@ def test_same_timestamp_events_are_handed_out_once_whatever_since_means(
     events.append(event("d", 11))
     assert ids(poller.poll()) == ["d"]
     assert all(q["since"] == at(9) for q in api.queries[-2:])
+
+
+# -- ids never reach a URL unchecked ---------------------------------------------------------------------
+
+HOSTILE_EVENT_IDS = ["../../events", "x/../../spaces/us_sp_1#", "../sheets/us_sh_1?a=", "us_evt_1/ack", "é"]
+
+
+@pytest.mark.parametrize("bad", HOSTILE_EVENT_IDS, ids=ascii)
+def test_an_event_whose_id_is_not_a_flatfile_id_is_skipped_with_a_warning(
+    fake: FakeFlatfile,
+    poller_for: Callable[..., EventPoller],
+    lib_log: pytest.LogCaptureFixture,
+    bad: str,
+) -> None:
+    """A polled event with a hostile id is never handed out (so never acked); the others are, and acked."""
+    fake.add_event(event(bad, 10))
+    fake.add_event(event("us_evt_b", 20))
+    poller = poller_for()
+    events = poller.poll()
+    assert ids(events) == ["us_evt_b"]
+    poller.ack(events[0])
+    assert [request.target.partition("?")[0] for request in fake.requests] == [
+        "/v1/events",
+        "/v1/events/us_evt_b/ack",
+    ]
+    warnings = [r for r in lib_log.records if r.getMessage() == "Event whose id is not a Flatfile id skipped"]
+    assert [r.levelname for r in warnings] == ["WARNING"]
+
+
+@pytest.mark.parametrize("bad", [*HOSTILE_EVENT_IDS, "", None, 7], ids=ascii)
+def test_ack_refuses_an_event_id_that_is_not_a_flatfile_id(
+    fake: FakeFlatfile, poller_for: Callable[..., EventPoller], bad: object
+) -> None:
+    """ack() of an event whose id is not a Flatfile id raises InvalidEventError naming event.id, sends nothing."""
+    with pytest.raises(InvalidEventError, match=r"event\.id"):
+        poller_for().ack({"id": bad, "createdAt": at(1)})
+    assert fake.requests == []

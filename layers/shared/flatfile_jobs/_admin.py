@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._events import require_flatfile_id
+
 if TYPE_CHECKING:
     from ._config import ApiSettings
 
@@ -19,12 +21,16 @@ def fail_unfinished_job(job_id: str, message: str, *, settings: ApiSettings | No
     dead-lettered must stay complete.
 
     Raises:
+        InvalidEventError: ``job_id`` is not shaped like a Flatfile id; nothing is sent (a retry cannot
+            help).
         FlatfileAPIError: The API could not be reached or refused (the caller keeps the message to retry).
     """
     from ._api import client_for
     from ._lifecycle import fail_body
     from ._listener import configured_settings
     from ._runtime import run_sync
+
+    require_flatfile_id(job_id, "job_id")
 
     async def run() -> bool:
         client = client_for(settings or configured_settings())

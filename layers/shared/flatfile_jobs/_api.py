@@ -1,7 +1,11 @@
-"""The Flatfile jobs/events client: httpx (async), explicit timeouts, retries with stamina.
+"""The Flatfile jobs/events client: httpx (async), bounded attempts, retries with stamina.
 
 Every call is retried on connection errors, timeouts, 408, 429 and 5xx with full-jitter exponential
-backoff, honouring ``Retry-After``, within a total time budget; other 4xx fail at once. One client per
+backoff, honouring ``Retry-After``, within a total time budget; other 4xx fail at once. Each attempt has
+one deadline (``ApiSettings.timeout``) covering the wait for a connection, the request and the whole body,
+and reads at most ``ApiSettings.max_response_bytes``. Every answer the caller cannot use (not JSON, not an
+object with ``data``, too large) is a :class:`FlatfileAPIError`. Paths are built from percent-encoded
+segments (see ``_paths``), so an id can never add a ``/``, ``..``, ``?`` or ``#`` to a URL. One client per
 event loop is reused across warm invocations (see :func:`client_for`).
 """
 
@@ -9,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json as jsonlib
 import random
 import time
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import stamina
@@ -20,6 +26,7 @@ import stamina
 from ._config import ApiSettings
 from ._errors import FlatfileAPIError
 from ._log import get_logger, log_context
+from ._paths import api_path, check_path, shown, shown_path
 
 if TYPE_CHECKING:
     import httpx
@@ -56,13 +63,13 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(content: bytes, status: int) -> str:
     try:
-        errors = response.json().get("errors") or []
+        errors = jsonlib.loads(content).get("errors") or []
         message = str(errors[0].get("message") or "")
-    except (ValueError, AttributeError, IndexError, TypeError):
+    except (ValueError, AttributeError, IndexError, TypeError, KeyError, RecursionError):
         message = ""
-    return message or f"Flatfile API answered {response.status_code}"
+    return message or f"Flatfile API answered {status}"
 
 
 class FlatfileClient:
@@ -104,9 +111,40 @@ class FlatfileClient:
     ) -> Any:  # noqa: ANN401 - the API's JSON
         """Call the API and return the response's ``data``; retried as described in the module docstring.
 
+        Args:
+            method: The HTTP method.
+            path: The path under ``/v1``; build it with ``_paths.api_path`` when it holds ids. A path with a
+                query, a fragment, an empty, ``.`` or ``..`` segment is refused before anything is sent.
+            json: The JSON body.
+            params: The query parameters (encoded by httpx).
+            job_id: The job the call is about (logged and kept on errors).
+            budget: Seconds all attempts may take; the settings' ``retry_budget`` when ``None``.
+
         Raises:
-            FlatfileAPIError: The call failed for good (``status`` is ``None`` when no response came).
+            FlatfileAPIError: The call failed for good (``status`` is ``None`` when no response came or the
+                path was refused), or the answer is unusable: not JSON, not an object with ``data``, or
+                larger than ``max_response_bytes``.
         """
+        try:
+            check_path(path)
+        except ValueError as exc:
+            raise FlatfileAPIError(
+                f"{method} refused: {exc}", status=None, method=method, path=shown(path), job_id=job_id
+            ) from None
+        return await self._request(method, path, json=json, params=params, job_id=job_id, budget=budget)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: Mapping[str, str] | None = None,
+        job_id: str | None = None,
+        budget: float | None = None,
+        expect: type[Any] | None = None,
+    ) -> Any:  # noqa: ANN401 - the API's JSON
+        """:meth:`request` on a path known to be safe; ``data`` must be an ``expect`` when given."""
         started = time.monotonic()
         budget = self.settings.retry_budget if budget is None else budget
 
@@ -124,7 +162,8 @@ class FlatfileClient:
             async for retrying in stamina.retry_context(on=backoff, attempts=None, timeout=budget):
                 with retrying:
                     attempt += 1
-                    return await self._attempt(method, path, json, params, job_id, attempt)
+                    answer = await self._attempt(method, path, json, params, job_id, attempt)
+                    return _data(answer, expect, method, path, job_id)
         except _RetryableError as exc:
             raise exc.error from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -141,29 +180,54 @@ class FlatfileClient:
         import httpx
 
         started = time.perf_counter()
+        status: int | None = None
         try:
-            response = await self._http.request(method, path, json=json, params=params)
-        except httpx.TransportError as exc:
+            async with asyncio.timeout(self.settings.timeout):
+                async with self._http.stream(method, path, json=json, params=params) as response:
+                    status = response.status_code
+                    content = await self._read(response)
+        except httpx.DecodingError as exc:  # a body its Content-Encoding does not describe: unusable
+            self._log_call(method, path, status, started, attempt, job_id)
+            message = f"{method} {path}: Flatfile answered {status} with a body that cannot be decoded"
+            raise FlatfileAPIError(message, status=status, method=method, path=path, job_id=job_id) from exc
+        except (httpx.TransportError, TimeoutError) as exc:
+            reason = type(exc).__name__
+            if not isinstance(exc, httpx.TransportError):
+                reason = f"no whole answer within {self.settings.timeout:g} s"
             error = FlatfileAPIError(
-                f"{method} {path} failed: {type(exc).__name__}",
-                status=None,
-                method=method,
-                path=path,
-                job_id=job_id,
+                f"{method} {path} failed: {reason}", status=None, method=method, path=path, job_id=job_id
             )
-            self._log_call(method, path, None, started, attempt, job_id)
+            self._log_call(method, path, status, started, attempt, job_id)
             raise _RetryableError(error, attempt=attempt, retry_after=None) from exc
-        self._log_call(method, path, response.status_code, started, attempt, job_id)
-        if response.is_success:
-            body = response.json()
-            return body.get("data") if isinstance(body, Mapping) else body
+        self._log_call(method, path, status, started, attempt, job_id)
+        if content is None:
+            cap = self.settings.max_response_bytes
+            message = f"{method} {path}: the answer is over the {cap} byte limit (max_response_bytes)"
+            raise FlatfileAPIError(message, status=status, method=method, path=path, job_id=job_id)
+        if 200 <= status < 300:
+            return _Answer(status, content)
         error = FlatfileAPIError(
-            _error_message(response), status=response.status_code, method=method, path=path, job_id=job_id
+            _error_message(content, status), status=status, method=method, path=path, job_id=job_id
         )
-        if response.status_code in _RETRYABLE_STATUS:
+        if status in _RETRYABLE_STATUS:
             retry_after = _retry_after(response.headers.get("retry-after"))
             raise _RetryableError(error, attempt=attempt, retry_after=retry_after)
         raise error
+
+    async def _read(self, response: httpx.Response) -> bytes | None:
+        """The whole body, or ``None`` once it is known to be over ``max_response_bytes`` (reading stops)."""
+        cap = self.settings.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > cap:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _log_call(
         self, method: str, path: str, status: int | None, started: float, attempt: int, job_id: str | None
@@ -183,38 +247,85 @@ class FlatfileClient:
         else:
             self._log.debug("Flatfile API call", extra=extra)
 
+    def _path(self, method: str, *segments: str, job_id: str | None = None) -> str:
+        """:func:`api_path`, with a refused segment reported as the call's :class:`FlatfileAPIError`."""
+        try:
+            return api_path(*segments)
+        except ValueError as exc:
+            raise FlatfileAPIError(
+                f"{method} refused: {exc}",
+                status=None,
+                method=method,
+                path=shown_path(segments),
+                job_id=job_id,
+            ) from None
+
+    async def _job_call(
+        self, method: str, job_id: str, *action: str, body: object = None, budget: float | None = None
+    ) -> dict[str, Any]:
+        path = self._path(method, "jobs", job_id, *action, job_id=job_id)
+        data = await self._request(method, path, json=body, job_id=job_id, budget=budget, expect=dict)
+        return dict(data)
+
     async def get_job(self, job_id: str) -> dict[str, Any]:
         """``GET /jobs/{jobId}``."""
-        return dict(await self.request("GET", f"/jobs/{job_id}", job_id=job_id))
+        return await self._job_call("GET", job_id)
 
     async def ack_job(self, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /jobs/{jobId}/ack`` (acknowledge or report progress)."""
-        return dict(await self.request("POST", f"/jobs/{job_id}/ack", json=body, job_id=job_id))
+        return await self._job_call("POST", job_id, "ack", body=body)
 
     async def complete_job(self, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /jobs/{jobId}/complete``."""
-        return dict(await self.request("POST", f"/jobs/{job_id}/complete", json=body, job_id=job_id))
+        return await self._job_call("POST", job_id, "complete", body=body)
 
     async def fail_job(
         self, job_id: str, body: Mapping[str, Any], *, budget: float | None = None
     ) -> dict[str, Any]:
         """``POST /jobs/{jobId}/fail``."""
-        return dict(
-            await self.request("POST", f"/jobs/{job_id}/fail", json=body, job_id=job_id, budget=budget)
-        )
+        return await self._job_call("POST", job_id, "fail", body=body, budget=budget)
 
     async def list_events(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
         """``GET /events`` with the given query."""
-        return list(await self.request("GET", "/events", params=params))
+        return list(await self._request("GET", "/events", params=params, expect=list))
 
     async def ack_event(self, event_id: str) -> None:
         """``POST /events/{eventId}/ack``."""
-        await self.request("POST", f"/events/{event_id}/ack")
+        await self._request("POST", self._path("POST", "events", event_id, "ack"))
 
     async def get_records(self, sheet_id: str) -> list[dict[str, Any]]:
         """``GET /sheets/{sheetId}/records``: the sheet's records."""
-        data = await self.request("GET", f"/sheets/{sheet_id}/records")
-        return list(data.get("records") or []) if isinstance(data, Mapping) else []
+        path = self._path("GET", "sheets", sheet_id, "records")
+        data = await self._request("GET", path, expect=dict)
+        return list(data.get("records") or [])
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A 2xx answer's status and whole body."""
+
+    status: int
+    content: bytes
+
+
+def _data(answer: _Answer, expect: type[Any] | None, method: str, path: str, job_id: str | None) -> Any:  # noqa: ANN401 - the API's JSON
+    """The answer's ``data`` (an ``expect`` when given); any other body is a :class:`FlatfileAPIError`.
+
+    Not retried: the call may have taken effect (a garbled ``complete`` answer still completed the job).
+    """
+    try:
+        body = jsonlib.loads(answer.content)
+    except (ValueError, RecursionError):
+        problem = "a body that is not JSON"
+    else:
+        if not isinstance(body, dict) or "data" not in body:
+            problem = "JSON that is not an object with data"
+        elif expect is not None and not isinstance(body["data"], expect):
+            problem = "data that is not " + ("an object" if expect is dict else "a list")
+        else:
+            return body["data"]
+    message = f"{method} {path}: Flatfile answered {answer.status} with {problem}"
+    raise FlatfileAPIError(message, status=answer.status, method=method, path=path, job_id=job_id)
 
 
 def _new_http(settings: ApiSettings) -> httpx.AsyncClient:

@@ -31,6 +31,7 @@ LOG_LEVEL_ENV = "POWERTOOLS_LOG_LEVEL"
 DEFAULT_API_URL = "https://platform.flatfile.com/api"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRY_BUDGET = 30.0
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +41,18 @@ class ApiSettings:
     Attributes:
         base_url: The API root including ``/v1``.
         token: The bearer token (secret key ``sk_…`` or personal access token).
-        timeout: Seconds allowed for one request (connect, read, write and pool each).
+        timeout: Seconds one attempt may take in all: waiting for a connection, connecting, sending,
+            waiting for the answer and reading its whole body (a server trickling bytes cannot stretch it).
         retry_budget: Seconds all attempts of one call may take together, backoff included.
+        max_response_bytes: The most bytes read from one response body (after decompression); a larger
+            answer fails the call, without a retry.
     """
 
     base_url: str
     token: str = field(repr=False)
     timeout: float = DEFAULT_TIMEOUT
     retry_budget: float = DEFAULT_RETRY_BUDGET
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     @classmethod
     def resolve(
@@ -58,6 +63,7 @@ class ApiSettings:
         environ: Mapping[str, str] | None = None,
         timeout: float | None = None,
         retry_budget: float | None = None,
+        max_response_bytes: int | None = None,
     ) -> ApiSettings:
         """Build settings from explicit arguments, falling back to the environment.
 
@@ -77,6 +83,9 @@ class ApiSettings:
             token=resolved_token,
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             retry_budget=DEFAULT_RETRY_BUDGET if retry_budget is None else retry_budget,
+            max_response_bytes=(
+                DEFAULT_MAX_RESPONSE_BYTES if max_response_bytes is None else max_response_bytes
+            ),
         )
 
 

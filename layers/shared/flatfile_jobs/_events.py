@@ -1,7 +1,15 @@
-"""FlatfileEvent, a read-only view of a raw event, and reading the shapes events arrive in."""
+"""FlatfileEvent, a read-only view of a raw event, reading the shapes events arrive in, and checking ids.
+
+Ids are data, not path fragments: every id that may reach a URL is checked against the shape Flatfile's
+ids have (``us_jb_…``, ``us_evt_…``, ``us_sh_…``: ASCII letters, digits and underscores) where it enters
+(the receiver, the poller, the dead-letter function, a handler reading ``context``), with
+:func:`require_flatfile_id`. The API client also percent-encodes every path segment, so even an id that
+skipped this check cannot change a URL's meaning.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -12,9 +20,41 @@ from ._errors import InvalidEventError
 if TYPE_CHECKING:
     from ._api import FlatfileClient
 
-__all__ = ["ACCESS_TOKEN_KEY", "FlatfileEvent", "raw_event", "require_job_ready"]
+__all__ = [
+    "ACCESS_TOKEN_KEY",
+    "FLATFILE_ID",
+    "FlatfileEvent",
+    "is_flatfile_id",
+    "raw_event",
+    "require_flatfile_id",
+    "require_job_ready",
+]
 
 ACCESS_TOKEN_KEY = "_accessToken"  # noqa: S105 - a field name
+#: The shape of a Flatfile id (``us_jb_…``): no ``/ . ? # %``, space, control or non-ASCII character.
+FLATFILE_ID = re.compile(r"[A-Za-z0-9_]{1,128}")
+# Context ids checked at the receiver when present: the ones a handler may put in a URL.
+_CONTEXT_IDS = ("environmentId", "spaceId", "workbookId", "sheetId", "fileId")
+
+
+def is_flatfile_id(value: object) -> bool:
+    """Whether ``value`` is a string shaped like a Flatfile id (1 to 128 ASCII letters, digits or ``_``)."""
+    return isinstance(value, str) and FLATFILE_ID.fullmatch(value) is not None
+
+
+def require_flatfile_id(value: object, field: str) -> str:
+    """Return ``value`` when it is shaped like a Flatfile id, else refuse it naming ``field``.
+
+    Args:
+        value: The id as received (any JSON value).
+        field: Where it came from, e.g. ``"event.context.jobId"``; the error names it (never the value).
+
+    Raises:
+        InvalidEventError: ``value`` is not a string of 1 to 128 ASCII letters, digits or underscores.
+    """
+    if not is_flatfile_id(value):
+        raise InvalidEventError(f"{field} must be a Flatfile id (1 to 128 ASCII letters, digits or _)")
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +124,22 @@ class FlatfileEvent:
         """The job's operation (the part after ``:``)."""
         return self.job.partition(":")[2] if self.job else None
 
+    def context_id(self, name: str) -> str | None:
+        """``context[name]`` checked to be a Flatfile id: safe to put in a URL; ``None`` when absent or empty.
+
+        Example:
+            >>> FlatfileEvent.of({"context": {"sheetId": "us_sh_1"}}).context_id("sheetId")
+            'us_sh_1'
+
+        Raises:
+            InvalidEventError: The value is present but not shaped like a Flatfile id (the message names
+                ``event.context.<name>``).
+        """
+        value = self.context.get(name)
+        if value is None or value == "":
+            return None
+        return require_flatfile_id(value, f"event.context.{name}")
+
     @property
     def environment_id(self) -> str | None:
         """``context.environmentId``."""
@@ -107,8 +163,12 @@ def raw_event(delivered: Mapping[str, Any]) -> dict[str, Any]:
 def require_job_ready(event: Mapping[str, Any]) -> FlatfileEvent:
     """Check ``event`` is a job:ready event with a job id and job name, naming the first problem.
 
+    ``id`` and ``context.jobId`` must be Flatfile ids, and so must ``context``'s environment, space,
+    workbook, sheet and file ids when present: nothing downstream puts an unchecked id in a URL.
+
     Raises:
-        InvalidEventError: The topic is not ``job:ready`` or ``context.jobId`` / ``payload.job`` is missing.
+        InvalidEventError: The topic is not ``job:ready``, ``context.jobId`` / ``payload.job`` is missing,
+            or an id is not shaped like a Flatfile id.
     """
     view = FlatfileEvent.of(event)
     if not isinstance(event.get("id"), str) or not event["id"]:
@@ -119,6 +179,10 @@ def require_job_ready(event: Mapping[str, Any]) -> FlatfileEvent:
         raise InvalidEventError("event.context.jobId must be a string")
     if not view.job_id:
         raise InvalidEventError("event.context.jobId must not be empty")
+    require_flatfile_id(event["id"], "event.id")
+    require_flatfile_id(view.context["jobId"], "event.context.jobId")
+    for name in _CONTEXT_IDS:
+        view.context_id(name)
     job = view.payload.get("job")
     if not isinstance(job, str) or ":" not in job:
         raise InvalidEventError("event.payload.job must be a 'domain:operation' string")

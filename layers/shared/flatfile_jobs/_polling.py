@@ -8,6 +8,9 @@ and returns the rest oldest first. The caller handles an event, acks it if it wa
 handed out again, across runs and processes. An event not yet marked comes back on the next poll (at least
 once). The API leaves acknowledged events out, so other consumers' handled events never show up either.
 
+An event whose id is not shaped like a Flatfile id (see :func:`~flatfile_jobs._events.is_flatfile_id`) is
+skipped with a warning and never acked: its id must not reach a URL.
+
 Limits: an event stored with a ``createdAt`` older than one already marked (a late write) is not seen.
 """
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._events import is_flatfile_id, require_flatfile_id
 from ._log import get_logger
 
 if TYPE_CHECKING:
@@ -214,6 +218,11 @@ class EventPoller:
         return sorted(found.values(), key=_order)
 
     def _wanted(self, event: Mapping[str, Any], cursor: EventCursor) -> bool:
+        if not is_flatfile_id(event.get("id")):
+            get_logger().warning(
+                "Event whose id is not a Flatfile id skipped", extra={"event_id": ascii(event.get("id"))[:80]}
+            )
+            return False
         if _parse(event.get("createdAt")) is None:
             get_logger().warning("Event without a createdAt skipped", extra={"event_id": event.get("id")})
             return False
@@ -234,9 +243,13 @@ class EventPoller:
         """``POST /events/{id}/ack``: tell Flatfile the event is handled.
 
         Raises:
+            InvalidEventError: The event's id is not a Flatfile id (nothing is sent).
             FlatfileAPIError: The ack failed.
         """
-        await self._api().request("POST", f"/events/{event['id']}/ack", budget=self._budget())
+        from ._paths import api_path
+
+        event_id = require_flatfile_id(event.get("id"), "event.id")
+        await self._api().request("POST", api_path("events", event_id, "ack"), budget=self._budget())
 
     def _budget(self) -> float | None:
         # A zero budget would make stamina warn; a millisecond allows the one attempt and no retry.

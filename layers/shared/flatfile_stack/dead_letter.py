@@ -12,6 +12,8 @@ import json
 from typing import TYPE_CHECKING
 
 import flatfile_jobs
+from flatfile_jobs import FlatfileEvent
+from flatfile_jobs.webhook import InvalidEventError
 
 from .idempotency import job_record_status
 from .runtime import get_runtime
@@ -60,7 +62,8 @@ def fail_dead_letter(body: str) -> bool:
 
     Raises:
         FlatfileAPIError: Flatfile could not be reached; the record stays in the dead-letter queue.
-        ValueError: The body holds no job (it can never be handled).
+        ValueError: The body holds no job, or its ``context.jobId`` is not shaped like a Flatfile id: it names
+            no job that could be failed and is never put in a URL (:func:`handle_dead_letter` drops it).
     """
     job_id = _job_id(body)
     runtime = get_runtime()
@@ -104,12 +107,19 @@ def handle_dead_letter(
 
 
 def _job_id(body: str) -> str:
+    """The dead letter's job id, checked like every id that reaches a URL (else it names no job to fail)."""
     try:
-        job_id = json.loads(body)["context"]["jobId"]
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        event = json.loads(body)
+    except (ValueError, RecursionError) as exc:
         raise ValueError(f"the record holds no job:ready event ({type(exc).__name__})") from None
-    if not isinstance(job_id, str) or not job_id:
-        raise ValueError("the record's context.jobId is not a non-empty string")
+    if not isinstance(event, dict):
+        raise ValueError("the record holds no job:ready event (not a JSON object)")
+    try:
+        job_id = FlatfileEvent.of(event).context_id("jobId")
+    except InvalidEventError as exc:
+        raise ValueError(str(exc)) from None
+    if job_id is None:
+        raise ValueError("event.context.jobId is missing")
     return job_id
 
 

@@ -12,10 +12,13 @@ NO_RECORDS_MESSAGE = "Validation failed: No records found to validate."
 
 
 async def validate_data(event: FlatfileEvent, tick: Any) -> JobCompleteDetails:  # noqa: ANN401 - the lifecycle's tick
-    """Read the sheet's records through the API; raise (failing the job) when there are none."""
+    """Read the sheet's records through the API; raise (failing the job) when there are none.
+
+    A ``context.sheetId`` that is not a Flatfile id fails the job naming the field; it never reaches a URL.
+    """
+    sheet_id = event.context_id("sheetId")
     await tick(1, "Starting validation...")
-    sheet_id = event.context.get("sheetId")
-    records = await event.api.get_records(str(sheet_id)) if sheet_id and event.api else []
+    records = await event.api.get_records(sheet_id) if sheet_id and event.api else []
     if not records:
         raise ValueError(NO_RECORDS_MESSAGE)
     await tick(100, f"Validated {len(records)} records.")

@@ -598,6 +598,32 @@ def test_after_fault_changes_state_but_loses_the_answer(fake: FakeFlatfile, clie
     assert client.post(f"/jobs/{job_id}/complete", json={}).status_code == 400
 
 
+@pytest.mark.parametrize("after", [False, True])
+def test_body_fault_answers_its_status_with_those_bytes(
+    fake: FakeFlatfile, client: httpx.Client, after: bool
+) -> None:
+    """body= answers the status with exactly those bytes; with after=True the request took effect first."""
+    job_id = ready_job(fake)
+    fake.add_fault(Fault(path="/jobs/*/complete", status=200, body=b"<html>OK</html>", after=after, times=1))
+    response = client.post(f"/jobs/{job_id}/complete", json={})
+    assert (response.status_code, response.content) == (200, b"<html>OK</html>")
+    assert fake.jobs[job_id]["status"] == ("complete" if after else "ready")
+    assert fake.requests[-1].fault is True
+
+
+def test_the_raw_request_target_is_recorded(fake: FakeFlatfile) -> None:
+    """target keeps /v1, the query and percent-escapes as sent; path is decoded of neither."""
+    httpx.get(f"{fake.url}/v1/jobs/a%2F..%2Fb?x=1", headers={"Authorization": f"Bearer {TOKEN}"})
+    httpx.post(f"{fake.url}/outside/v1", headers={"Authorization": f"Bearer {TOKEN}"})
+    inside, outside = fake.requests
+    assert (inside.target, inside.path, inside.query) == (
+        "/v1/jobs/a%2F..%2Fb?x=1",
+        "/jobs/a%2F..%2Fb",
+        {"x": "1"},
+    )
+    assert (outside.target, outside.path) == ("/outside/v1", "/outside/v1")
+
+
 def test_after_reset_fault_changes_state_and_resets(fake: FakeFlatfile, client: httpx.Client) -> None:
     """after=True with reset: the ack happened, the client gets a connection error."""
     job_id = ready_job(fake)

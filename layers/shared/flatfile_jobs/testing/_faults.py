@@ -34,6 +34,9 @@ class Fault:
         reset: Close the connection abruptly (TCP reset) instead of answering.
         after: Process the request normally (state changes happen), then apply the fault instead of
             sending the real answer: a lost response. Without it, a faulted request changes nothing.
+        body: Answer ``status`` with these bytes (``Content-Type: application/json`` whatever they hold)
+            instead of the JSON error: a garbled or unexpected answer, e.g. ``Fault(status=200,
+            body=b"<html>")``.
         hits: How many requests this fault has applied to so far (maintained by the server).
     """
 
@@ -46,6 +49,7 @@ class Fault:
     delay: float = 0.0
     reset: bool = False
     after: bool = False
+    body: bytes | None = None
     hits: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +94,8 @@ class RecordedRequest:
         status: The status answered; ``0`` when the connection was reset instead.
         fault: Whether an injected fault replaced the real answer.
         at: ``time.monotonic()`` when the request arrived.
+        target: The request target exactly as received (``/v1`` and the query included, still
+            percent-encoded), e.g. ``/v1/jobs/us_jb_1/ack``.
     """
 
     method: str
@@ -101,6 +107,7 @@ class RecordedRequest:
     status: int
     fault: bool
     at: float
+    target: str = ""
 
 
 class FaultBook:

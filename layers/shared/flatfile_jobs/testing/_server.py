@@ -183,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=status,
             fault=faulted,
             at=arrived,
+            target=self.path,
         )
         fake._fill_slot(slot, recorded)  # before answering: a client that got its answer sees the record
         if fault is not None and faulted:
@@ -201,8 +202,10 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in the fake: answer it rather than hang the client
             return 500, _errors(f"Fake Flatfile error: {exc!r}")
 
-    def _send(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+    def _send(
+        self, status: int, payload: object, headers: dict[str, str] | None = None, *, raw: bytes | None = None
+    ) -> None:
+        data = json.dumps(payload).encode() if raw is None else raw
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -220,4 +223,4 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         extra = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
-        self._send(fault.status, _errors("Injected fault"), extra)
+        self._send(fault.status, _errors("Injected fault"), extra, raw=fault.body)
