@@ -34,6 +34,7 @@ from ._outcomes import (
     NextView,
     NextWait,
 )
+from ._parts import JobPart, PartResult, PartResults, multipart_job_handler
 from ._polling import EventCursor, EventPoller
 from ._results import JobResult
 from ._runtime import shutdown
@@ -52,6 +53,7 @@ __all__ = [
     "JobCanceled",
     "JobCompleteDetails",
     "JobOutcome",
+    "JobPart",
     "JobResult",
     "JobTimeoutError",
     "Next",
@@ -63,8 +65,11 @@ __all__ = [
     "NextUrl",
     "NextView",
     "NextWait",
+    "PartResult",
+    "PartResults",
     "configure",
     "fail_unfinished_job",
     "job_handler",
+    "multipart_job_handler",
     "shutdown",
 ]

@@ -101,8 +101,11 @@ class FlatfileClient:
         params: Mapping[str, str] | None = None,
         job_id: str | None = None,
         budget: float | None = None,
+        whole: bool = False,
     ) -> Any:  # noqa: ANN401 - the API's JSON
         """Call the API and return the response's ``data``; retried as described in the module docstring.
+
+        ``whole=True`` returns the whole JSON body instead (a list's ``pagination`` sits beside ``data``).
 
         Raises:
             FlatfileAPIError: The call failed for good (``status`` is ``None`` when no response came).
@@ -124,7 +127,8 @@ class FlatfileClient:
             async for retrying in stamina.retry_context(on=backoff, attempts=None, timeout=budget):
                 with retrying:
                     attempt += 1
-                    return await self._attempt(method, path, json, params, job_id, attempt)
+                    body = await self._attempt(method, path, json, params, job_id, attempt)
+                    return body if whole or not isinstance(body, Mapping) else body.get("data")
         except _RetryableError as exc:
             raise exc.error from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -155,8 +159,7 @@ class FlatfileClient:
             raise _RetryableError(error, attempt=attempt, retry_after=None) from exc
         self._log_call(method, path, response.status_code, started, attempt, job_id)
         if response.is_success:
-            body = response.json()
-            return body.get("data") if isinstance(body, Mapping) else body
+            return response.json()
         error = FlatfileAPIError(
             _error_message(response), status=response.status_code, method=method, path=path, job_id=job_id
         )
@@ -203,6 +206,26 @@ class FlatfileClient:
             await self.request("POST", f"/jobs/{job_id}/fail", json=body, job_id=job_id, budget=budget)
         )
 
+    async def split_job(
+        self, job_id: str, body: Mapping[str, Any], *, budget: float | None = None
+    ) -> dict[str, Any]:
+        """``POST /jobs/{jobId}/split`` (``{"parts": N | [object, …], "runInParallel"?: bool}``)."""
+        path = f"/jobs/{_segment(job_id)}/split"
+        return dict(await self.request("POST", path, json=body, job_id=job_id, budget=budget))
+
+    async def cancel_job(self, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /jobs/{jobId}/cancel``."""
+        path = f"/jobs/{_segment(job_id)}/cancel"
+        return dict(await self.request("POST", path, json=body, job_id=job_id))
+
+    async def list_jobs(self, params: Mapping[str, str]) -> tuple[list[dict[str, Any]], Mapping[str, Any]]:
+        """``GET /jobs`` with the given query: one page of jobs and the answer's ``pagination`` (``{}`` if none)."""
+        body = await self.request("GET", "/jobs", params=params, whole=True)
+        data = body.get("data") if isinstance(body, Mapping) else None
+        pagination = body.get("pagination") if isinstance(body, Mapping) else None
+        jobs = [dict(job) for job in data if isinstance(job, Mapping)] if isinstance(data, list) else []
+        return jobs, pagination if isinstance(pagination, Mapping) else {}
+
     async def list_events(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
         """``GET /events`` with the given query."""
         return list(await self.request("GET", "/events", params=params))
@@ -215,6 +238,13 @@ class FlatfileClient:
         """``GET /sheets/{sheetId}/records``: the sheet's records."""
         data = await self.request("GET", f"/sheets/{sheet_id}/records")
         return list(data.get("records") or []) if isinstance(data, Mapping) else []
+
+
+def _segment(value: str) -> str:
+    """``value`` as one URL path segment: a ``/``, ``?``, ``#`` or ``..`` in an id cannot change the URL."""
+    from urllib.parse import quote
+
+    return quote(value, safe="") if value not in (".", "..") else quote(value, safe="").replace(".", "%2E")
 
 
 def _new_http(settings: ApiSettings) -> httpx.AsyncClient:

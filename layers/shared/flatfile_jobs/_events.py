@@ -12,9 +12,11 @@ from ._errors import InvalidEventError
 if TYPE_CHECKING:
     from ._api import FlatfileClient
 
-__all__ = ["ACCESS_TOKEN_KEY", "FlatfileEvent", "raw_event", "require_job_ready"]
+__all__ = ["ACCESS_TOKEN_KEY", "JOB_TOPICS", "FlatfileEvent", "raw_event", "require_job_ready"]
 
 ACCESS_TOKEN_KEY = "_accessToken"  # noqa: S105 - a field name
+# The topics a job event may have: a job (or a multi-part job's part) is ready; a split job's parts all ended.
+JOB_TOPICS = ("job:ready", "job:parts-completed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +107,18 @@ def raw_event(delivered: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def require_job_ready(event: Mapping[str, Any]) -> FlatfileEvent:
-    """Check ``event`` is a job:ready event with a job id and job name, naming the first problem.
+    """Check ``event`` is a job event (a topic of :data:`JOB_TOPICS`) with a job id and job name.
 
     Raises:
-        InvalidEventError: The topic is not ``job:ready`` or ``context.jobId`` / ``payload.job`` is missing.
+        InvalidEventError: The topic is not one of :data:`JOB_TOPICS` or ``context.jobId`` / ``payload.job``
+            is missing (the first problem is named).
     """
     view = FlatfileEvent.of(event)
     if not isinstance(event.get("id"), str) or not event["id"]:
         raise InvalidEventError("event.id must be a non-empty string")
-    if view.topic != "job:ready":
-        raise InvalidEventError(f"event.topic must be 'job:ready', got {str(event.get('topic'))[:64]!r}")
+    if view.topic not in JOB_TOPICS:
+        expected = " or ".join(repr(topic) for topic in JOB_TOPICS)
+        raise InvalidEventError(f"event.topic must be {expected}, got {str(event.get('topic'))[:64]!r}")
     if not isinstance(event.get("context"), Mapping) or not isinstance(view.context.get("jobId"), str):
         raise InvalidEventError("event.context.jobId must be a string")
     if not view.job_id:

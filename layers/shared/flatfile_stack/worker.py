@@ -1,4 +1,4 @@
-"""The worker's record handler: idempotent on the job id, a deadline from Lambda's remaining time."""
+"""The worker's record handler: idempotent per job (see ``idempotency_key``), a deadline from Lambda's time."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _answered_from_store(response: Any, idempotent_data: DataRecord) -> Any:  # 
 
 # A finished job's record is kept a day: a later duplicate is answered from it without running anything.
 IDEMPOTENCY_CONFIG = IdempotencyConfig(
-    event_key_jmespath="job_id", expires_after_seconds=24 * 3600, response_hook=_answered_from_store
+    event_key_jmespath="key", expires_after_seconds=24 * 3600, response_hook=_answered_from_store
 )
 _METRIC_BY_STATUS = {
     "completed": "JobsCompleted",
@@ -49,6 +49,7 @@ _METRIC_BY_STATUS = {
     "timed_out": "JobsTimedOut",
     "canceled": "JobsCanceled",
     "skipped": "JobsSkipped",
+    "split": "JobsSplit",
 }
 
 
@@ -57,6 +58,17 @@ class LambdaContextLike(Protocol):
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the platform stops the invocation."""
+
+
+def idempotency_key(event: dict[str, Any]) -> str:
+    """The job id for ``job:ready``, else ``"<topic>#<job id>"``.
+
+    A split parent's ``job:parts-completed`` carries the parent's job id: it must not hit the record of the
+    parent's own ``job:ready``.
+    """
+    job_id = str(event["context"]["jobId"])
+    topic = event.get("topic")
+    return job_id if topic in (None, "job:ready") else f"{topic}#{job_id}"
 
 
 def _run(runtime: Runtime, job: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +107,8 @@ def process_record(body: str, context: LambdaContextLike, metrics: Metrics | Non
     IDEMPOTENCY_CONFIG.register_lambda_context(context)  # type: ignore[arg-type]
     run = _idempotent(id(runtime), runtime.idempotency_store())
     try:
-        outcome = run(job={"job_id": job_id, "event": event, "timeout": max(timeout, 1.0)})
+        key = idempotency_key(event)
+        outcome = run(job={"job_id": job_id, "key": key, "event": event, "timeout": max(timeout, 1.0)})
     except IdempotencyAlreadyInProgressError:
         outcome = {"job_id": job_id, "results": [], "duplicate": True}
     if metrics is not None:

@@ -1,0 +1,524 @@
+"""Multi-part jobs (Flatfile's own fan-out): split a parent into parts, run each part, finish the parent once.
+
+One registration covers the three events of a multi-part job::
+
+    job:ready, isPart false   ack the parent ─ split(event) ─ POST /jobs/{id}/split ─ left executing
+    job:ready, isPart true    GET the part and its parent ─ parent canceled: cancel the part, run nothing
+                              else the job lifecycle: ack ─ run_part(part, tick) ─ complete | fail
+                              then the parent's progress: parts ended / total (coalesced)
+    job:parts-completed       parent already ended: leave it ─ else GET /jobs?parentId= (every page)
+                              ─ finish(event, results) ─ complete | fail the parent
+
+Nothing is kept between events: every decision is read from Flatfile, so parts run on as many workers as
+the queue allows and any worker can finish the parent. Duplicates are absorbed by Flatfile's statuses (a
+split parent is not split again, an ended parent is not finished again, an ended part is not run again) on
+top of the worker's idempotency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from ._errors import FlatfileAPIError, InvalidEventError
+from ._events import FlatfileEvent
+from ._log import log_context
+from ._outcomes import JobCompleteDetails, JobOutcome
+from ._results import JobResult
+
+if TYPE_CHECKING:
+    from ._api import FlatfileClient
+    from ._lifecycle import _JobRun
+    from ._listener import FlatfileListener, Plugin
+
+__all__ = ["PARTS_COMPLETED", "JobPart", "PartResult", "PartResults", "multipart_job_handler", "read_parts"]
+
+PARTS_COMPLETED = "job:parts-completed"
+MAX_PARTS = 10_000
+_PAGE_SIZE = 100
+_MAX_PAGES = 1_000
+_ENDED = frozenset({"complete", "failed", "canceled"})
+_NAMED_FAILURES = 5
+_PROGRESS_ENTRIES = 1_024
+
+SplitParts: TypeAlias = int | Sequence[Mapping[str, Any]]
+SplitFunction: TypeAlias = Callable[[FlatfileEvent], SplitParts | Awaitable[SplitParts]]
+PartFunction: TypeAlias = Callable[["JobPart", Any], Any]
+FinishFunction: TypeAlias = Callable[[FlatfileEvent, "PartResults"], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobPart:
+    """One part of a multi-part job, as ``run_part`` receives it.
+
+    Attributes:
+        event: The part's own ``job:ready`` event (``event.api`` is the API client).
+        job_id: The part's job id (``us_jb_…``); it has its own lifecycle.
+        parent_id: The parent job's id.
+        data: The part's ``partData``: ``{"part": i, "total": n}`` for a count split, else the list element.
+        index: The part's position (``part``, 0-based), when Flatfile gives it.
+    """
+
+    event: FlatfileEvent
+    job_id: str
+    parent_id: str | None
+    data: Mapping[str, Any]
+    index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PartResult:
+    """How one part ended, as read from ``GET /jobs?parentId=``.
+
+    Attributes:
+        job_id: The part's job id.
+        index: Its position (``part``), when known.
+        status: Its Flatfile status (``complete``, ``failed``, ``canceled``…).
+        data: Its ``partData``.
+        message: Its outcome's message, else its ``info``.
+    """
+
+    job_id: str
+    index: int | None
+    status: str
+    data: Mapping[str, Any]
+    message: str | None
+
+    @classmethod
+    def of(cls, job: Mapping[str, Any]) -> PartResult:
+        """Read a part from a job as the API returns it."""
+        outcome = job.get("outcome")
+        message = outcome.get("message") if isinstance(outcome, Mapping) else None
+        message = message if isinstance(message, str) and message else job.get("info")
+        index = job.get("part")
+        data = job.get("partData")
+        return cls(
+            job_id=str(job.get("id") or ""),
+            index=index if isinstance(index, int) and not isinstance(index, bool) else None,
+            status=str(job.get("status") or ""),
+            data=data if isinstance(data, Mapping) else {},
+            message=message if isinstance(message, str) else None,
+        )
+
+    @property
+    def label(self) -> str:
+        """``part 3 (us_jb_…)``, for messages."""
+        return f"part {self.index} ({self.job_id})" if self.index is not None else f"part {self.job_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class PartResults:
+    """Every part of a parent job, in part order, as ``finish`` receives them.
+
+    Attributes:
+        parent_id: The parent job's id.
+        parts: The parts.
+    """
+
+    parent_id: str
+    parts: tuple[PartResult, ...]
+
+    @property
+    def total(self) -> int:
+        """How many parts there are."""
+        return len(self.parts)
+
+    @property
+    def completed(self) -> tuple[PartResult, ...]:
+        """The parts that completed."""
+        return tuple(part for part in self.parts if part.status == "complete")
+
+    @property
+    def unsuccessful(self) -> tuple[PartResult, ...]:
+        """The parts that did not complete (failed, canceled, or not ended)."""
+        return tuple(part for part in self.parts if part.status != "complete")
+
+    @property
+    def ok(self) -> bool:
+        """Whether there are parts and every one completed."""
+        return bool(self.parts) and not self.unsuccessful
+
+    @property
+    def summary(self) -> str:
+        """``"8 parts complete"``, or what went wrong, naming the first few parts that did not complete."""
+        if not self.parts:
+            return f"No parts found for job {self.parent_id}"
+        bad = self.unsuccessful
+        if not bad:
+            return f"{self.total} part{'s' if self.total != 1 else ''} complete"
+        named = [
+            f"{part.label} {part.status}" + (f": {part.message}" if part.message else "")
+            for part in bad[:_NAMED_FAILURES]
+        ]
+        more = f"; and {len(bad) - _NAMED_FAILURES} more" if len(bad) > _NAMED_FAILURES else ""
+        return f"{len(bad)} of {self.total} parts did not complete: " + "; ".join(named) + more
+
+
+def _default_finish(event: FlatfileEvent, results: PartResults) -> JobCompleteDetails:
+    if not results.ok:
+        raise RuntimeError(results.summary)
+    return JobCompleteDetails(outcome=JobOutcome(message=results.summary))
+
+
+async def read_parts(client: FlatfileClient, parent_id: str) -> PartResults:
+    """Every part of ``parent_id`` from ``GET /jobs?parentId=`` (all pages), in part order.
+
+    Stops at an empty page, at ``pagination.pageCount``, or (without pagination) at a short page; jobs whose
+    ``parentId`` is not the parent's are left out, so an API that ignored the filter cannot mix jobs in.
+
+    Raises:
+        FlatfileAPIError: A page could not be read.
+    """
+    found: dict[str, Mapping[str, Any]] = {}
+    for number in range(1, _MAX_PAGES + 1):
+        params = {"parentId": parent_id, "pageSize": str(_PAGE_SIZE), "pageNumber": str(number)}
+        page, pagination = await client.list_jobs(params)
+        fresh = [job for job in page if job.get("parentId") == parent_id and str(job.get("id")) not in found]
+        for job in fresh:
+            found[str(job.get("id"))] = job
+        pages = pagination.get("pageCount")
+        if not page or not fresh:
+            break
+        if isinstance(pages, int) and not isinstance(pages, bool):
+            if number >= pages:
+                break
+        elif len(page) < _PAGE_SIZE:
+            break
+    parts = sorted((PartResult.of(job) for job in found.values()), key=_part_order)
+    return PartResults(parent_id, tuple(parts))
+
+
+def _part_order(part: PartResult) -> tuple[int, str]:
+    return (part.index if part.index is not None else MAX_PARTS + 1, part.job_id)
+
+
+def split_body(value: object, run_in_parallel: bool | None) -> dict[str, Any]:
+    """The ``/split`` body for what ``split`` returned.
+
+    Raises:
+        ValueError: ``value`` is not a part count (1 to 10,000) or a non-empty list of part inputs (objects).
+    """
+    parts: object
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= MAX_PARTS:
+            raise ValueError(f"split() returned {value}; a part count is 1 to {MAX_PARTS}")
+        parts = value
+    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        if not value or len(value) > MAX_PARTS:
+            raise ValueError(f"split() returned {len(value)} part inputs; give 1 to {MAX_PARTS}")
+        if not all(isinstance(item, Mapping) for item in value):
+            raise ValueError("split() returned a list whose elements are not all objects (dicts)")
+        parts = [dict(item) for item in value]
+    else:
+        raise ValueError(f"split() returned {type(value).__name__}; return a part count or a list of dicts")
+    body: dict[str, Any] = {"parts": parts}
+    if run_in_parallel is not None:
+        body["runInParallel"] = run_in_parallel
+    return body
+
+
+async def _call(function: Callable[..., Any], *args: object) -> Any:  # noqa: ANN401 - the user's value
+    """Await an async callable; run a sync one in a thread (it may do blocking I/O)."""
+    if inspect.iscoroutinefunction(function):
+        return await function(*args)
+    value = await asyncio.to_thread(function, *args)
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _has_parts(client: FlatfileClient, parent_id: str) -> bool:
+    page, _ = await client.list_jobs({"parentId": parent_id, "pageSize": "1", "pageNumber": "1"})
+    return any(job.get("parentId") == parent_id for job in page)
+
+
+def _retryable(exc: FlatfileAPIError) -> bool:
+    return exc.status is None or exc.status in (408, 429) or exc.status >= 500
+
+
+async def _split(client: FlatfileClient, job_id: str, body: Mapping[str, Any]) -> None:
+    """``POST /split`` once per attempt; after any error the parts are looked for before trying again.
+
+    Splitting twice would run every part twice, so a split whose answer was lost is not blindly retried:
+    when the parent has parts, the split happened.
+    """
+    started, attempt = time.monotonic(), 0
+    budget = client.settings.retry_budget
+    while True:
+        attempt += 1
+        try:
+            await client.split_job(job_id, body, budget=0.001)  # one attempt, no retry inside the client
+            return
+        except FlatfileAPIError as exc:
+            if await _has_parts(client, job_id):
+                return
+            remaining = budget - (time.monotonic() - started)
+            delay = random.uniform(0, min(8.0, 0.25 * 2 ** (attempt - 1)))
+            if not _retryable(exc) or delay >= remaining:
+                raise
+
+
+class _ParentProgress:
+    """At most one parent progress update per ``interval`` from this process (any number of parents)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def due(self, parent_id: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(parent_id)
+            if last is not None and now - last < self.interval:
+                return False
+            if len(self._last) >= _PROGRESS_ENTRIES:
+                self._last.clear()
+            self._last[parent_id] = now
+            return True
+
+    async def update(self, client: FlatfileClient, parent_id: str, log: Any) -> None:  # noqa: ANN401
+        """Ack the parent with parts ended / total; the last part leaves the parent to the finish."""
+        if not self.due(parent_id):
+            return
+        try:
+            results = await read_parts(client, parent_id)
+            ended = sum(part.status in _ENDED for part in results.parts)
+            if not results.total or ended >= results.total:
+                return
+            body = {
+                "progress": ended * 100 // results.total,
+                "info": f"{ended} of {results.total} parts done",
+            }
+            await client.ack_job(parent_id, body)
+        except FlatfileAPIError as exc:
+            log.warning("Parent progress update failed; the parts go on", error=str(exc), status=exc.status)
+
+
+@dataclass(frozen=True)
+class _Options:
+    split: SplitFunction
+    run_part: PartFunction
+    finish: FinishFunction
+    run_in_parallel: bool | None
+    tick_interval: float
+    debug: bool
+    progress: _ParentProgress
+
+
+def _verbose(options: _Options) -> bool:
+    from ._config import debug_from_env
+
+    return options.debug or debug_from_env()
+
+
+def _job_run(event: FlatfileEvent, client: FlatfileClient, options: _Options) -> _JobRun:
+    from ._lifecycle import _JobRun
+
+    if event.job_id is None:
+        raise InvalidEventError("event.context.jobId is missing")
+    return _JobRun(FlatfileEvent.of(event.raw, api=client), client, event.job_id, _verbose(options))
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+async def _run_parent(event: FlatfileEvent, client: FlatfileClient, options: _Options) -> JobResult:
+    from ._lifecycle import _ack
+
+    run = _job_run(event, client, options)
+    token = log_context.set(run.log.context)
+    try:
+        job, early = await _ack(client, run.job_id)
+        if job is None or early is not None:
+            run.log.info(f"Job not run: {early}", status=early)
+            return run.result(early or "canceled")
+        if await _has_parts(client, run.job_id):
+            run.log.info("Job already split: a redelivery")
+            return run.result("split")
+        try:
+            body = split_body(await _call(options.split, run.event), options.run_in_parallel)
+        except Exception as exc:
+            return await run.fail(_message(exc), "failed")
+        try:
+            await _split(client, run.job_id, body)
+        except FlatfileAPIError as exc:
+            return await run.fail(f"Could not split the job: {exc}", "failed")
+        parts = body["parts"]
+        run.log.info("Job split", parts=parts if isinstance(parts, int) else len(parts))
+        return run.result("split")
+    finally:
+        log_context.reset(token)
+
+
+async def _cancel_part(client: FlatfileClient, part_id: str) -> None:
+    try:
+        await client.cancel_job(part_id, {"info": "Parent job canceled"})
+    except FlatfileAPIError as exc:
+        if _retryable(exc):
+            raise  # the record is retried; a refusal means the part already ended
+
+
+async def _run_part(
+    event: FlatfileEvent, client: FlatfileClient, options: _Options, deadline: float | None
+) -> JobResult:
+    from ._lifecycle import run_job
+
+    part_id = event.job_id
+    if part_id is None:
+        raise InvalidEventError("event.context.jobId is missing")
+    job = await client.get_job(part_id)
+    parent_id = str(job["parentId"]) if job.get("parentId") else None
+    if parent_id is not None and job.get("status") not in _ENDED:
+        parent = await client.get_job(parent_id)
+        if parent.get("status") == "canceled":
+            started = time.monotonic()
+            await _cancel_part(client, part_id)
+            seconds = round(time.monotonic() - started, 6)
+            return JobResult(part_id, event.job or "", event.id, "canceled", seconds, "Parent job canceled")
+    data, index = job.get("partData"), job.get("part")
+
+    def part_of(view: FlatfileEvent) -> JobPart:
+        return JobPart(
+            event=view,
+            job_id=part_id,
+            parent_id=parent_id,
+            data=data if isinstance(data, Mapping) else {},
+            index=index if isinstance(index, int) and not isinstance(index, bool) else None,
+        )
+
+    handler: Callable[[FlatfileEvent, Any], Any]
+    if inspect.iscoroutinefunction(options.run_part):
+        run_part = options.run_part
+
+        async def handler(view: FlatfileEvent, tick: Any) -> Any:  # noqa: ANN401
+            return await run_part(part_of(view), tick)
+    else:
+        handler = lambda view, tick: options.run_part(part_of(view), tick)  # noqa: E731
+    result = await run_job(
+        event,
+        handler,
+        client=client,
+        tick_interval=options.tick_interval,
+        debug=_verbose(options),
+        deadline=deadline,
+    )
+    if parent_id is not None and result.status in ("completed", "failed", "timed_out"):
+        from ._lifecycle import JobLog
+
+        await options.progress.update(client, parent_id, JobLog(event))
+    return result
+
+
+async def _finish_parent(event: FlatfileEvent, client: FlatfileClient, options: _Options) -> JobResult:
+    run = _job_run(event, client, options)
+    token = log_context.set(run.log.context)
+    try:
+        status = (await client.get_job(run.job_id)).get("status")
+        if status == "canceled":
+            run.log.info("Parent canceled: left as it is")
+            return run.result("canceled")
+        if status in _ENDED:
+            run.log.info(f"Parent already {status}: a duplicate parts-completed")
+            return run.result("skipped")
+        results = await read_parts(client, run.job_id)
+        try:
+            value = await _call(options.finish, run.event, results)
+        except Exception as exc:
+            return await run.fail(_message(exc), "failed")
+        return await run.complete(value)
+    finally:
+        log_context.reset(token)
+
+
+def multipart_job_handler(
+    job: str | Mapping[str, Any],
+    *,
+    split: SplitFunction,
+    run_part: PartFunction,
+    finish: FinishFunction | None = None,
+    run_in_parallel: bool | None = None,
+    debug: bool = False,
+    tick_interval: float = 1.0,
+    api_url: str | None = None,
+    token: str | None = None,
+    request_timeout: float | None = None,
+    retry_budget: float | None = None,
+) -> Plugin:
+    """A plugin that runs a Flatfile multi-part job: split the parent, run each part, finish the parent once.
+
+    Args:
+        job: The job name ``"domain:operation"`` (globs allowed) or a filter dict; parent and parts share it.
+        split: ``split(event)`` (sync or async) for the parent: a part count (1 to 10,000) or a list of
+            dicts, each becoming one part's ``partData``. Raising fails the parent with the message.
+        run_part: ``run_part(part, tick)`` (sync or async) for each part, in its own lifecycle: ``part`` is
+            a :class:`JobPart`; the return value completes the part as a ``job_handler``'s does; raising
+            fails the part.
+        finish: ``finish(event, results)`` (sync or async) once every part ended: its return value
+            completes the parent (a ``JobCompleteDetails`` or its dict), raising fails it. ``results`` is a
+            :class:`PartResults` of every part, failures included. Default: complete with
+            ``"8 parts complete"``, or fail naming the parts that did not complete.
+        run_in_parallel: Sent as the split's ``runInParallel`` when given (Flatfile's default otherwise).
+        debug: As for ``job_handler``.
+        tick_interval: Seconds between progress requests for a part, and between updates of the parent's
+            progress (parts ended / total) from one process.
+        api_url: As for ``job_handler``.
+        token: As for ``job_handler``.
+        request_timeout: As for ``job_handler``.
+        retry_budget: As for ``job_handler``.
+
+    Example:
+        >>> from flatfile_jobs import FlatfileListener
+        >>> listener = FlatfileListener().use(multipart_job_handler(
+        ...     "workbook:export", split=lambda event: 8, run_part=lambda part, tick: None))
+        >>> listener.matches({"topic": "job:parts-completed", "payload": {"job": "workbook:export"}})
+        True
+    """
+    for name, value in (("split", split), ("run_part", run_part)):
+        if not callable(value):
+            raise TypeError(f"multipart_job_handler() needs a callable {name}")
+    if finish is not None and not callable(finish):
+        raise TypeError("multipart_job_handler() finish must be callable")
+    if tick_interval < 0:
+        raise ValueError("tick_interval must be >= 0")
+    filter_ = {"job": job} if isinstance(job, str) else dict(job)
+    options = _Options(
+        split=split,
+        run_part=run_part,
+        finish=finish or _default_finish,
+        run_in_parallel=run_in_parallel,
+        tick_interval=tick_interval,
+        debug=debug,
+        progress=_ParentProgress(tick_interval),
+    )
+
+    def client_of() -> FlatfileClient:
+        from ._api import client_for
+        from ._config import debug_from_env
+        from ._listener import configured_settings
+
+        settings = configured_settings(
+            api_url=api_url, token=token, request_timeout=request_timeout, retry_budget=retry_budget
+        )
+        return client_for(settings, debug=debug or debug_from_env())
+
+    async def on_ready(event: FlatfileEvent) -> JobResult:
+        from ._listener import _deadline
+
+        if event.payload.get("isPart") is True:
+            return await _run_part(event, client_of(), options, _deadline.get())
+        return await _run_parent(event, client_of(), options)
+
+    async def on_parts_completed(event: FlatfileEvent) -> JobResult:
+        return await _finish_parent(event, client_of(), options)
+
+    def plugin(listener: FlatfileListener) -> None:
+        listener.on("job:ready", filter_, on_ready)
+        listener.on(PARTS_COMPLETED, filter_, on_parts_completed)
+
+    return plugin
