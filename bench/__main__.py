@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from . import _coldstart, _lifecycle, _memory, _receiver
+from . import _coldstart, _lifecycle, _memory, _parts, _receiver
 from ._common import BENCH, ROOT
 from ._report import render
 
@@ -27,7 +27,11 @@ def main() -> int:
     lifecycle = _lifecycle.measure()
     _step("worker memory over 1,000 jobs")
     memory = _memory.measure()
-    text = render(receiver, cold, lifecycle, memory, seconds=time.monotonic() - started)
+    _step(
+        f"a {_parts.PARTS}-part job through the local stack with {', '.join(map(str, _parts.WORKERS))} workers"
+    )
+    parts = _parts.measure()
+    text = render(receiver, cold, lifecycle, memory, parts=parts, seconds=time.monotonic() - started)
     (BENCH / "results.md").write_text(text)
     print(text)
     return 0

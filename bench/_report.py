@@ -7,11 +7,12 @@ import platform
 import subprocess
 from datetime import UTC, datetime
 
-from . import _js
+from . import _js, _parts
 from ._coldstart import RUNS, ColdStart
 from ._common import ROOT, Row
 from ._lifecycle import JOBS_PER_ROUND, ROUNDS, WARM_SKIP, LifecycleResult, Side, TickFigures
 from ._memory import CHECKPOINTS, MemoryResult
+from ._parts import PartsResult
 from ._receiver import PROFILED, REQUESTS, ReceiverResult
 
 RECEIVER_GOAL_US = 100.0
@@ -153,6 +154,7 @@ def render(
     lifecycle: LifecycleResult,
     memory: MemoryResult,
     *,
+    parts: PartsResult | None = None,
     seconds: float,
 ) -> str:
     """The whole report as Markdown."""
@@ -164,6 +166,7 @@ def render(
         *_tick_rows("sync handler", lifecycle.ticks_sync, lifecycle.ticks_js),
         *_tick_rows("async handler", lifecycle.ticks_async, lifecycle.ticks_js),
         *_memory_rows(memory),
+        *(_parts.rows(parts) if parts is not None else []),
     ]
     goals = [row for row in rows if row.met is not None]
     met = [row for row in goals if row.met]
@@ -186,6 +189,7 @@ def render(
         ),
         "",
         *_details(receiver, cold, lifecycle, memory),
+        *(["", *_parts.details(parts)] if parts is not None else []),
     ]
     return "\n".join(lines) + "\n"
 
