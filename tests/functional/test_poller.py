@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from moto import mock_aws
 
@@ -216,3 +217,24 @@ def test_missing_environment_id_names_the_variable(runtime: Runtime, app: Module
     use_runtime(dataclasses.replace(runtime, settings=Settings(poller_state_table=TABLE), extras={}))
     with pytest.raises(ConfigurationError, match="FLATFILE_ENVIRONMENT_ID"):
         app.lambda_handler({}, context())
+
+
+def test_parts_completed_events_are_polled_with_a_cursor_of_their_own(
+    app: ModuleType, fake: FakeFlatfile, aws: dict[str, Any]
+) -> None:
+    """A split job's job:parts-completed is enqueued like job:ready; its topic keeps its own cursor item."""
+    parent = fake.create_job_event("workbook:export", environment_id=ENV, input={"parts": 2})
+    parent_id = parent["context"]["jobId"]
+    headers = {"Authorization": f"Bearer {fake.token}"}
+    assert httpx.post(f"{fake.url}/v1/jobs/{parent_id}/split", json={"parts": 2}, headers=headers).is_success
+    for part in fake.parts(parent_id):
+        assert httpx.post(f"{fake.url}/v1/jobs/{part['id']}/complete", json={}, headers=headers).is_success
+    answer = app.lambda_handler({}, context())
+    assert (answer["events"], answer["enqueued"]) == (4, 4)  # the parent, its two parts, its parts-completed
+    bodies = [json.loads(message["Body"]) for message in messages(aws)]
+    [done] = [body for body in bodies if body["topic"] == "job:parts-completed"]
+    assert done["context"]["jobId"] == parent_id
+    key = {"id": {"S": f"poller-cursor#{ENV}#job:parts-completed"}}
+    item = aws["dynamodb"].get_item(TableName=TABLE, Key=key)["Item"]
+    assert item["seen"]["L"] == [{"S": done["id"]}]
+    assert app.lambda_handler({}, context())["enqueued"] == 0
