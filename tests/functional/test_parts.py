@@ -144,7 +144,6 @@ def test_count_split_runs_every_part_once_and_completes_the_parent_once(
     assert sorted(invocations.snapshot().values()) == [1] * 8
     for part in parts:
         assert fake.calls(part["id"]) == [
-            (f"GET /jobs/{part['id']}", None),
             (f"POST /jobs/{part['id']}/ack", {"info": "Accepted", "progress": 0}),
             (f"POST /jobs/{part['id']}/ack", {"progress": 50, "info": "Halfway"}),
             (f"POST /jobs/{part['id']}/complete", {"outcome": {"message": "Job complete"}}),
@@ -352,7 +351,7 @@ def test_parts_of_a_canceled_parent_do_not_run(fake: FakeFlatfile) -> None:
     for part in fake.parts(parent_id):
         assert part["status"] == "canceled"
         assert fake.calls(part["id"]) == [
-            (f"GET /jobs/{part['id']}", None),
+            (f"POST /jobs/{part['id']}/ack", {"info": "Accepted", "progress": 0}),
             (f"POST /jobs/{part['id']}/cancel", {"info": "Parent job canceled"}),
         ]
     assert finishing_calls(fake, parent_id) == []

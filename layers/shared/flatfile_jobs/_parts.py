@@ -3,8 +3,8 @@
 One registration covers the three events of a multi-part job::
 
     job:ready, isPart false   ack the parent ─ split(event) ─ POST /jobs/{id}/split ─ left executing
-    job:ready, isPart true    GET the part and its parent ─ parent canceled: cancel the part, run nothing
-                              else the job lifecycle: ack ─ run_part(part, tick) ─ complete | fail
+    job:ready, isPart true    the job lifecycle: ack (its answer is the part) ─ GET the parent ─ canceled:
+                              cancel the part, run nothing ─ else run_part(part, tick) ─ complete | fail
                               then the parent's progress: parts ended / total (coalesced)
     job:parts-completed       parent already ended: leave it ─ else GET /jobs?parentId= (every page)
                               ─ finish(event, results) ─ complete | fail the parent
@@ -372,22 +372,25 @@ async def _run_part(
     part_id = event.job_id
     if part_id is None:
         raise InvalidEventError("event.context.jobId is missing")
-    job = await client.get_job(part_id)
-    parent_id = str(job["parentId"]) if job.get("parentId") else None
-    if parent_id is not None and job.get("status") not in _ENDED:
-        parent = await client.get_job(parent_id)
-        if parent.get("status") == "canceled":
-            started = time.monotonic()
+    part: dict[str, Any] = {}
+
+    async def after_ack(job: dict[str, Any]) -> JobResult | None:
+        """Read the part from the ack's answer; a canceled parent's part is canceled, its handler not run."""
+        started = time.monotonic()
+        part.update(job if "parentId" in job else await client.get_job(part_id))
+        parent_id = part.get("parentId")
+        if parent_id and (await client.get_job(str(parent_id))).get("status") == "canceled":
             await _cancel_part(client, part_id)
             seconds = round(time.monotonic() - started, 6)
             return JobResult(part_id, event.job or "", event.id, "canceled", seconds, "Parent job canceled")
-    data, index = job.get("partData"), job.get("part")
+        return None
 
     def part_of(view: FlatfileEvent) -> JobPart:
+        data, index, parent_id = part.get("partData"), part.get("part"), part.get("parentId")
         return JobPart(
             event=view,
             job_id=part_id,
-            parent_id=parent_id,
+            parent_id=str(parent_id) if parent_id else None,
             data=data if isinstance(data, Mapping) else {},
             index=index if isinstance(index, int) and not isinstance(index, bool) else None,
         )
@@ -407,11 +410,13 @@ async def _run_part(
         tick_interval=options.tick_interval,
         debug=_verbose(options),
         deadline=deadline,
+        after_ack=after_ack,
     )
-    if parent_id is not None and result.status in ("completed", "failed", "timed_out"):
+    parent_id = part.get("parentId")
+    if parent_id and result.status in ("completed", "failed", "timed_out"):
         from ._lifecycle import JobLog
 
-        await options.progress.update(client, parent_id, JobLog(event))
+        await options.progress.update(client, str(parent_id), JobLog(event))
     return result
 
 
