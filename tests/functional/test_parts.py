@@ -418,3 +418,17 @@ def test_chaos_on_every_endpoint_every_part_once_parent_once_nothing_lost(fake: 
         ]
         assert sum(1 for r in finished if r.path.endswith(("/complete", "/fail")) and r.status == 200) <= 1
     assert forwarder.topics == Counter({"job:ready": 24, "job:parts-completed": 4})
+
+
+def test_the_receiver_accepts_parts_completed_and_still_refuses_other_job_topics(fake: FakeFlatfile) -> None:
+    """job:parts-completed is accepted (202, queued); job:completed for the same job is refused with 422."""
+    pipe = make_pipeline(fake, parts_listener(fake.url, Invocations()))
+    event = fake.create_job_event(JOB)
+    done = {**event, "id": "us_evt_done0001", "topic": "job:parts-completed"}
+    answer = pipe.deliver_event(done)
+    assert answer["statusCode"] == 202
+    assert response_json(answer)["jobId"] == event["context"]["jobId"]
+    refused = pipe.deliver_event({**event, "id": "us_evt_other001", "topic": "job:completed"})
+    assert refused["statusCode"] == 422
+    assert "job:parts-completed" in response_json(refused)["message"]
+    assert pipe.queue.pending() == 1
