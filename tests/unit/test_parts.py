@@ -1,4 +1,4 @@
-"""multipart_job_handler's pieces: the split body, the part results, reading every page, a lost split answer."""
+"""multipart_job_handler and its pieces: the split body, the part results, reading every page, a lost split answer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from flatfile_jobs import FlatfileListener, PartResult, PartResults, multipart_job_handler
 from flatfile_jobs._api import FlatfileClient
 from flatfile_jobs._config import ApiSettings
-from flatfile_jobs._parts import read_parts, split_body
+from flatfile_jobs._part_results import read_parts, split_body
 from flatfile_jobs.testing import FakeFlatfile, Fault
 
 

@@ -34,7 +34,8 @@ from ._outcomes import (
     NextView,
     NextWait,
 )
-from ._parts import JobPart, PartResult, PartResults, multipart_job_handler
+from ._part_results import JobPart, PartResult, PartResults
+from ._parts import multipart_job_handler
 from ._polling import EventCursor, EventPoller
 from ._results import JobResult
 from ._runtime import shutdown

@@ -30,134 +30,23 @@ from ._errors import FlatfileAPIError, InvalidEventError
 from ._events import FlatfileEvent
 from ._log import log_context
 from ._outcomes import JobCompleteDetails, JobOutcome
+from ._part_results import ENDED, JobPart, PartResults, has_parts, read_parts, split_body
 from ._results import JobResult
 
 if TYPE_CHECKING:
     from ._api import FlatfileClient
-    from ._lifecycle import _JobRun
+    from ._lifecycle import JobLog, _JobRun
     from ._listener import FlatfileListener, Plugin
 
-__all__ = ["PARTS_COMPLETED", "JobPart", "PartResult", "PartResults", "multipart_job_handler", "read_parts"]
+__all__ = ["PARTS_COMPLETED", "multipart_job_handler"]
 
 PARTS_COMPLETED = "job:parts-completed"
-MAX_PARTS = 10_000
-_PAGE_SIZE = 100
-_MAX_PAGES = 1_000
-_ENDED = frozenset({"complete", "failed", "canceled"})
-_NAMED_FAILURES = 5
 _PROGRESS_ENTRIES = 1_024
 
 SplitParts: TypeAlias = int | Sequence[Mapping[str, Any]]
 SplitFunction: TypeAlias = Callable[[FlatfileEvent], SplitParts | Awaitable[SplitParts]]
-PartFunction: TypeAlias = Callable[["JobPart", Any], Any]
-FinishFunction: TypeAlias = Callable[[FlatfileEvent, "PartResults"], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class JobPart:
-    """One part of a multi-part job, as ``run_part`` receives it.
-
-    Attributes:
-        event: The part's own ``job:ready`` event (``event.api`` is the API client).
-        job_id: The part's job id (``us_jb_…``); it has its own lifecycle.
-        parent_id: The parent job's id.
-        data: The part's ``partData``: ``{"part": i, "total": n}`` for a count split, else the list element.
-        index: The part's position (``part``, 0-based), when Flatfile gives it.
-    """
-
-    event: FlatfileEvent
-    job_id: str
-    parent_id: str | None
-    data: Mapping[str, Any]
-    index: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class PartResult:
-    """How one part ended, as read from ``GET /jobs?parentId=``.
-
-    Attributes:
-        job_id: The part's job id.
-        index: Its position (``part``), when known.
-        status: Its Flatfile status (``complete``, ``failed``, ``canceled``…).
-        data: Its ``partData``.
-        message: Its outcome's message, else its ``info``.
-    """
-
-    job_id: str
-    index: int | None
-    status: str
-    data: Mapping[str, Any]
-    message: str | None
-
-    @classmethod
-    def of(cls, job: Mapping[str, Any]) -> PartResult:
-        """Read a part from a job as the API returns it."""
-        outcome = job.get("outcome")
-        message = outcome.get("message") if isinstance(outcome, Mapping) else None
-        message = message if isinstance(message, str) and message else job.get("info")
-        index = job.get("part")
-        data = job.get("partData")
-        return cls(
-            job_id=str(job.get("id") or ""),
-            index=index if isinstance(index, int) and not isinstance(index, bool) else None,
-            status=str(job.get("status") or ""),
-            data=data if isinstance(data, Mapping) else {},
-            message=message if isinstance(message, str) else None,
-        )
-
-    @property
-    def label(self) -> str:
-        """``part 3 (us_jb_…)``, for messages."""
-        return f"part {self.index} ({self.job_id})" if self.index is not None else f"part {self.job_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class PartResults:
-    """Every part of a parent job, in part order, as ``finish`` receives them.
-
-    Attributes:
-        parent_id: The parent job's id.
-        parts: The parts.
-    """
-
-    parent_id: str
-    parts: tuple[PartResult, ...]
-
-    @property
-    def total(self) -> int:
-        """How many parts there are."""
-        return len(self.parts)
-
-    @property
-    def completed(self) -> tuple[PartResult, ...]:
-        """The parts that completed."""
-        return tuple(part for part in self.parts if part.status == "complete")
-
-    @property
-    def unsuccessful(self) -> tuple[PartResult, ...]:
-        """The parts that did not complete (failed, canceled, or not ended)."""
-        return tuple(part for part in self.parts if part.status != "complete")
-
-    @property
-    def ok(self) -> bool:
-        """Whether there are parts and every one completed."""
-        return bool(self.parts) and not self.unsuccessful
-
-    @property
-    def summary(self) -> str:
-        """``"8 parts complete"``, or what went wrong, naming the first few parts that did not complete."""
-        if not self.parts:
-            return f"No parts found for job {self.parent_id}"
-        bad = self.unsuccessful
-        if not bad:
-            return f"{self.total} part{'s' if self.total != 1 else ''} complete"
-        named = [
-            f"{part.label} {part.status}" + (f": {part.message}" if part.message else "")
-            for part in bad[:_NAMED_FAILURES]
-        ]
-        more = f"; and {len(bad) - _NAMED_FAILURES} more" if len(bad) > _NAMED_FAILURES else ""
-        return f"{len(bad)} of {self.total} parts did not complete: " + "; ".join(named) + more
+PartFunction: TypeAlias = Callable[[JobPart, Any], Any]
+FinishFunction: TypeAlias = Callable[[FlatfileEvent, PartResults], Any]
 
 
 def _default_finish(event: FlatfileEvent, results: PartResults) -> JobCompleteDetails:
@@ -166,74 +55,12 @@ def _default_finish(event: FlatfileEvent, results: PartResults) -> JobCompleteDe
     return JobCompleteDetails(outcome=JobOutcome(message=results.summary))
 
 
-async def read_parts(client: FlatfileClient, parent_id: str) -> PartResults:
-    """Every part of ``parent_id`` from ``GET /jobs?parentId=`` (all pages), in part order.
-
-    Stops at an empty page, at ``pagination.pageCount``, or (without pagination) at a short page; jobs whose
-    ``parentId`` is not the parent's are left out, so an API that ignored the filter cannot mix jobs in.
-
-    Raises:
-        FlatfileAPIError: A page could not be read.
-    """
-    found: dict[str, Mapping[str, Any]] = {}
-    for number in range(1, _MAX_PAGES + 1):
-        params = {"parentId": parent_id, "pageSize": str(_PAGE_SIZE), "pageNumber": str(number)}
-        page, pagination = await client.list_jobs(params)
-        fresh = [job for job in page if job.get("parentId") == parent_id and str(job.get("id")) not in found]
-        for job in fresh:
-            found[str(job.get("id"))] = job
-        pages = pagination.get("pageCount")
-        if not page or not fresh:
-            break
-        if isinstance(pages, int) and not isinstance(pages, bool):
-            if number >= pages:
-                break
-        elif len(page) < _PAGE_SIZE:
-            break
-    parts = sorted((PartResult.of(job) for job in found.values()), key=_part_order)
-    return PartResults(parent_id, tuple(parts))
-
-
-def _part_order(part: PartResult) -> tuple[int, str]:
-    return (part.index if part.index is not None else MAX_PARTS + 1, part.job_id)
-
-
-def split_body(value: object, run_in_parallel: bool | None) -> dict[str, Any]:
-    """The ``/split`` body for what ``split`` returned.
-
-    Raises:
-        ValueError: ``value`` is not a part count (1 to 10,000) or a non-empty list of part inputs (objects).
-    """
-    parts: object
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not 1 <= value <= MAX_PARTS:
-            raise ValueError(f"split() returned {value}; a part count is 1 to {MAX_PARTS}")
-        parts = value
-    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        if not value or len(value) > MAX_PARTS:
-            raise ValueError(f"split() returned {len(value)} part inputs; give 1 to {MAX_PARTS}")
-        if not all(isinstance(item, Mapping) for item in value):
-            raise ValueError("split() returned a list whose elements are not all objects (dicts)")
-        parts = [dict(item) for item in value]
-    else:
-        raise ValueError(f"split() returned {type(value).__name__}; return a part count or a list of dicts")
-    body: dict[str, Any] = {"parts": parts}
-    if run_in_parallel is not None:
-        body["runInParallel"] = run_in_parallel
-    return body
-
-
 async def _call(function: Callable[..., Any], *args: object) -> Any:  # noqa: ANN401 - the user's value
     """Await an async callable; run a sync one in a thread (it may do blocking I/O)."""
     if inspect.iscoroutinefunction(function):
         return await function(*args)
     value = await asyncio.to_thread(function, *args)
     return await value if inspect.isawaitable(value) else value
-
-
-async def _has_parts(client: FlatfileClient, parent_id: str) -> bool:
-    page, _ = await client.list_jobs({"parentId": parent_id, "pageSize": "1", "pageNumber": "1"})
-    return any(job.get("parentId") == parent_id for job in page)
 
 
 def _retryable(exc: FlatfileAPIError) -> bool:
@@ -254,12 +81,13 @@ async def _split(client: FlatfileClient, job_id: str, body: Mapping[str, Any]) -
             await client.split_job(job_id, body, budget=0.001)  # one attempt, no retry inside the client
             return
         except FlatfileAPIError as exc:
-            if await _has_parts(client, job_id):
+            if await has_parts(client, job_id):
                 return
             remaining = budget - (time.monotonic() - started)
             delay = random.uniform(0, min(8.0, 0.25 * 2 ** (attempt - 1)))
             if not _retryable(exc) or delay >= remaining:
                 raise
+            await asyncio.sleep(delay)
 
 
 class _ParentProgress:
@@ -281,13 +109,13 @@ class _ParentProgress:
             self._last[parent_id] = now
             return True
 
-    async def update(self, client: FlatfileClient, parent_id: str, log: Any) -> None:  # noqa: ANN401
+    async def update(self, client: FlatfileClient, parent_id: str, log: JobLog) -> None:
         """Ack the parent with parts ended / total; the last part leaves the parent to the finish."""
         if not self.due(parent_id):
             return
         try:
             results = await read_parts(client, parent_id)
-            ended = sum(part.status in _ENDED for part in results.parts)
+            ended = sum(part.status in ENDED for part in results.parts)
             if not results.total or ended >= results.total:
                 return
             body = {
@@ -338,7 +166,7 @@ async def _run_parent(event: FlatfileEvent, client: FlatfileClient, options: _Op
         if job is None or early is not None:
             run.log.info(f"Job not run: {early}", status=early)
             return run.result(early or "canceled")
-        if await _has_parts(client, run.job_id):
+        if await has_parts(client, run.job_id):
             run.log.info("Job already split: a redelivery")
             return run.result("split")
         try:
@@ -420,9 +248,9 @@ async def _run_part(
     return result
 
 
-async def _all_parts_ended(client: FlatfileClient, results: PartResults, log: Any) -> None:  # noqa: ANN401
+async def _all_parts_ended(client: FlatfileClient, results: PartResults, log: JobLog) -> None:
     """The parent's progress at 100 % before its finish (best effort: the finish matters, not this)."""
-    ended = sum(part.status in _ENDED for part in results.parts)
+    ended = sum(part.status in ENDED for part in results.parts)
     if not results.total:
         return
     body = {"progress": ended * 100 // results.total, "info": f"{ended} of {results.total} parts done"}
@@ -440,7 +268,7 @@ async def _finish_parent(event: FlatfileEvent, client: FlatfileClient, options: 
         if status == "canceled":
             run.log.info("Parent canceled: left as it is")
             return run.result("canceled")
-        if status in _ENDED:
+        if status in ENDED:
             run.log.info(f"Parent already {status}: a duplicate parts-completed")
             return run.result("skipped")
         results = await read_parts(client, run.job_id)
