@@ -8,7 +8,9 @@ them is answered.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -386,17 +388,26 @@ def test_pagination_reads_every_page_of_parts(fake: FakeFlatfile) -> None:
     assert fake.job(parent_id)["status"] == "complete"
 
 
-def test_chaos_on_every_endpoint_every_part_once_parent_once_nothing_lost(fake: FakeFlatfile) -> None:
-    """Faults on every endpoint (resets before and after, 429/500/503): each part runs once, each parent ends once."""
+@pytest.mark.slow
+def test_chaos_on_every_endpoint_every_part_once_parent_once_nothing_lost(
+    fake: FakeFlatfile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Faults on every endpoint (resets before and after, 429/500/503): each part runs once, each parent ends once.
+
+    4 parents of 6 parts; ``make chaos`` (``FLATFILE_JOBS_CHAOS_JOBS=1000``) runs 1,000 parts.
+    """
+    parents = max(4, int(os.environ.get("FLATFILE_JOBS_CHAOS_JOBS", "24")) // 6)
     invocations = Invocations()
     listener = parts_listener(fake.url, invocations, failing=frozenset({3}))
     pipe = make_pipeline(fake, listener)
     forwarder = Forwarder(pipe)
-    events = [fake.create_job_event(JOB, input={"parts": 6}) for _ in range(4)]
+    events = [fake.create_job_event(JOB, input={"parts": 6}) for _ in range(parents)]
     faults = chaos_faults(fake)
     for event in events:
         assert response_json(pipe.deliver_event(event))["status"] == "accepted"
+    started = time.monotonic()
     stats = pipe.drain(workers=4)
+    seconds = time.monotonic() - started
     assert sum(fault.hits for fault in faults) > 0
     assert stats.dead_letters == 0
     assert pipe.queue.pending() == 0
@@ -417,7 +428,14 @@ def test_chaos_on_every_endpoint_every_part_once_parent_once_nothing_lost(fake: 
             r for r in fake.requests if r.path.startswith(f"/jobs/{parent_id}/") and r.method == "POST"
         ]
         assert sum(1 for r in finished if r.path.endswith(("/complete", "/fail")) and r.status == 200) <= 1
-    assert forwarder.topics == Counter({"job:ready": 24, "job:parts-completed": 4})
+    assert forwarder.topics == Counter({"job:ready": 6 * parents, "job:parts-completed": parents})
+    requests = fake.requests
+    with capsys.disabled():  # the figures for the closing note, shown even without -s
+        print(
+            f"\nparts chaos: {parents} parents × 6 parts in {seconds:.1f} s, {len(requests)} API requests, "
+            f"{sum(r.fault for r in requests)} faulted, worker calls {stats.worker_calls}, "
+            f"redelivered records {stats.batch_failures}, dead letters {stats.dead_letters}"
+        )
 
 
 def test_the_receiver_accepts_parts_completed_and_still_refuses_other_job_topics(fake: FakeFlatfile) -> None:
