@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -145,7 +146,7 @@ class LocalStack:
         self._dead_lock = threading.Lock()
         self._dead_running = 0
         self.dead_lettered: list[dict[str, Any]] = []
-        self.forwarded: list[tuple[str, int]] = []
+        self.forward_failures = 0
         self._forwarder: httpx.Client | None = None
 
     # -- life cycle -------------------------------------------------------------------------------------
@@ -309,8 +310,14 @@ class LocalStack:
             except OSError:
                 status = 0
             if 200 <= status < 300:
-                break
-        self.forwarded.append((str(event.get("topic")), status))
+                return
+        self.forward_failures += 1
+        logging.getLogger(__name__).warning(
+            "Could not deliver Flatfile's %s event %s to the receiver (last status %s)",
+            event.get("topic"),
+            event.get("id"),
+            status,
+        )
 
     def _post(self, body: bytes, headers: dict[str, str]) -> int:
         front, client = self.front, self._forwarder
