@@ -148,8 +148,9 @@ class _Flatfile:
         return self._read()
 
     def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
         self.process.wait(timeout=30)
 
 
