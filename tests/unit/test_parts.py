@@ -185,3 +185,28 @@ def test_one_registration_routes_parents_parts_and_parts_completed() -> None:
     assert listener.matches({"topic": "job:ready", "payload": {"job": "workbook:export", "isPart": True}})
     assert not listener.matches({"topic": "job:parts-completed", "payload": {"job": "workbook:submit"}})
     assert not listener.matches({"topic": "job:completed", "payload": {"job": "workbook:export"}})
+
+
+def test_a_split_that_outlives_the_deadline_fails_the_parent_as_timed_out(fake: FakeFlatfile) -> None:
+    """split() still running at the worker's deadline: the parent is failed 'Job timed out', nothing is split."""
+
+    async def slow_split(event: Any) -> int:
+        await asyncio.sleep(5)
+        return 2
+
+    event = fake.create_job_event("workbook:export", input={})
+    listener = FlatfileListener().use(
+        multipart_job_handler(
+            "workbook:export",
+            split=slow_split,
+            run_part=lambda part, tick: None,
+            api_url=fake.url,
+            token=fake.token,
+        )
+    )
+    [result] = listener.dispatch(event, timeout=0.3)
+    parent_id = event["context"]["jobId"]
+    assert result.status == "timed_out"
+    assert fake.job(parent_id)["status"] == "failed"
+    assert fake.job(parent_id)["outcome"]["message"] == "Job timed out after 0 s"
+    assert fake.parts(parent_id) == []

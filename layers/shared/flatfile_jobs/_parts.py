@@ -156,8 +156,28 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def _run_parent(event: FlatfileEvent, client: FlatfileClient, options: _Options) -> JobResult:
-    from ._lifecycle import _ack
+class _Late(Exception):
+    """A role's function outlived the worker's deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"Job timed out after {seconds:.0f} s")
+
+
+async def _in_time(function: Callable[..., Any], deadline: float | None, *args: object) -> Any:  # noqa: ANN401
+    """:func:`_call` within the deadline; :class:`_Late` when it passed (a sync function's thread runs on)."""
+    if deadline is None:
+        return await _call(function, *args)
+    started = time.monotonic()
+    try:
+        return await asyncio.wait_for(_call(function, *args), max(0.0, deadline - started))
+    except TimeoutError:
+        raise _Late(time.monotonic() - started) from None
+
+
+async def _run_parent(
+    event: FlatfileEvent, client: FlatfileClient, options: _Options, deadline: float | None
+) -> JobResult:
+    from ._lifecycle import AFTER_DEADLINE_BUDGET, _ack
 
     run = _job_run(event, client, options)
     token = log_context.set(run.log.context)
@@ -170,7 +190,9 @@ async def _run_parent(event: FlatfileEvent, client: FlatfileClient, options: _Op
             run.log.info("Job already split: a redelivery")
             return run.result("split")
         try:
-            body = split_body(await _call(options.split, run.event), options.run_in_parallel)
+            body = split_body(await _in_time(options.split, deadline, run.event), options.run_in_parallel)
+        except _Late as exc:
+            return await run.fail(str(exc), "timed_out", budget=AFTER_DEADLINE_BUDGET)
         except Exception as exc:
             return await run.fail(_message(exc), "failed")
         try:
@@ -260,7 +282,11 @@ async def _all_parts_ended(client: FlatfileClient, results: PartResults, log: Jo
         log.warning("Parent progress update failed; finishing it anyway", error=str(exc), status=exc.status)
 
 
-async def _finish_parent(event: FlatfileEvent, client: FlatfileClient, options: _Options) -> JobResult:
+async def _finish_parent(
+    event: FlatfileEvent, client: FlatfileClient, options: _Options, deadline: float | None
+) -> JobResult:
+    from ._lifecycle import AFTER_DEADLINE_BUDGET
+
     run = _job_run(event, client, options)
     token = log_context.set(run.log.context)
     try:
@@ -274,7 +300,9 @@ async def _finish_parent(event: FlatfileEvent, client: FlatfileClient, options: 
         results = await read_parts(client, run.job_id)
         await _all_parts_ended(client, results, run.log)
         try:
-            value = await _call(options.finish, run.event, results)
+            value = await _in_time(options.finish, deadline, run.event, results)
+        except _Late as exc:
+            return await run.fail(str(exc), "timed_out", budget=AFTER_DEADLINE_BUDGET)
         except Exception as exc:
             return await run.fail(_message(exc), "failed")
         return await run.complete(value)
@@ -358,10 +386,12 @@ def multipart_job_handler(
 
         if event.payload.get("isPart") is True:
             return await _run_part(event, client_of(), options, _deadline.get())
-        return await _run_parent(event, client_of(), options)
+        return await _run_parent(event, client_of(), options, _deadline.get())
 
     async def on_parts_completed(event: FlatfileEvent) -> JobResult:
-        return await _finish_parent(event, client_of(), options)
+        from ._listener import _deadline
+
+        return await _finish_parent(event, client_of(), options, _deadline.get())
 
     def plugin(listener: FlatfileListener) -> None:
         listener.on("job:ready", filter_, on_ready)
