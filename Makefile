@@ -83,7 +83,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 chaos: $(STAMP)
-	FLATFILE_JOBS_CHAOS_JOBS=1000 $(BIN)/pytest -q -p no:cacheprovider -m slow tests/functional/test_chaos.py
+	FLATFILE_JOBS_CHAOS_JOBS=1000 $(BIN)/pytest -q -p no:cacheprovider -m slow tests/functional/test_chaos.py tests/functional/test_parts.py
 
 events: $(STAMP)
 	$(BIN)/flatfile-jobs sign-events events

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from . import _coldstart, _lifecycle, _memory, _receiver, _recovery
+from . import _coldstart, _lifecycle, _memory, _parts, _receiver, _recovery
 from ._common import BENCH, ROOT
 from ._report import render
 
@@ -29,7 +29,13 @@ def main() -> int:
     memory = _memory.measure()
     _step("crash recovery on a simulated clock")
     recovery = _recovery.measure()
-    text = render(receiver, cold, lifecycle, memory, recovery=recovery, seconds=time.monotonic() - started)
+    _step(
+        f"a {_parts.PARTS}-part job through the local stack with {', '.join(map(str, _parts.WORKERS))} workers"
+    )
+    parts = _parts.measure()
+    text = render(
+        receiver, cold, lifecycle, memory, recovery=recovery, parts=parts, seconds=time.monotonic() - started
+    )
     (BENCH / "results.md").write_text(text)
     print(text)
     return 0

@@ -7,11 +7,12 @@ import platform
 import subprocess
 from datetime import UTC, datetime
 
-from . import _js, _recovery
+from . import _js, _parts, _recovery
 from ._coldstart import RUNS, ColdStart
 from ._common import ROOT, Row
 from ._lifecycle import JOBS_PER_ROUND, ROUNDS, WARM_SKIP, LifecycleResult, Side, TickFigures
 from ._memory import CHECKPOINTS, MemoryResult
+from ._parts import PartsResult
 from ._receiver import PROFILED, REQUESTS, ReceiverResult
 
 RECEIVER_GOAL_US = 100.0
@@ -154,6 +155,7 @@ def render(
     memory: MemoryResult,
     *,
     recovery: _recovery.RecoveryResult | None = None,
+    parts: PartsResult | None = None,
     seconds: float,
 ) -> str:
     """The whole report as Markdown."""
@@ -166,6 +168,7 @@ def render(
         *_tick_rows("async handler", lifecycle.ticks_async, lifecycle.ticks_js),
         *_memory_rows(memory),
         *(_recovery.rows(recovery) if recovery is not None else []),
+        *(_parts.rows(parts) if parts is not None else []),
     ]
     goals = [row for row in rows if row.met is not None]
     met = [row for row in goals if row.met]
@@ -189,6 +192,7 @@ def render(
         "",
         *_details(receiver, cold, lifecycle, memory),
         *(_recovery.details(recovery) if recovery is not None else []),
+        *(["", *_parts.details(parts)] if parts is not None else []),
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,8 @@
-"""``flatfile-jobs demo``: the four sample jobs through the whole local pipeline, shown live."""
+"""``flatfile-jobs demo``: the sample jobs through the whole local pipeline, shown live.
+
+The four single jobs, and ``workbook:export``: a multi-part job whose parts run on the workers and whose
+parent the fake's ``job:parts-completed`` brings back.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ PACE_ENV = "FLATFILE_JOBS_SAMPLE_PACE"
 DEFAULT_PACE = 0.8
 DEMO_TIMEOUT = 45.0
 _SKIP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding"})
+MULTIPART_JOB = "workbook:export"
+MULTIPART_PARTS = 8
 
 
 @dataclass
@@ -46,9 +52,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Register ``demo``."""
     parser = commands.add_parser(
         "demo",
-        help="run the four sample jobs through the local pipeline and show them",
+        help="run the sample jobs (one of them multi-part) through the local pipeline and show them",
         description="Start the fake Flatfile API, the receiver over HTTP and the worker loop on this machine, "
-        "POST the signed sample events from events/receiver/ and show each job's progress and outcome. "
+        "POST the signed sample events from events/receiver/ and a multi-part workbook:export job, and show "
+        "each job's (and each part's) progress and outcome. "
         "data:validate fails by design (its sheet has no records). Exit 0 when every job ends as expected.",
     )
     parser.add_argument(
@@ -89,6 +96,14 @@ def load_samples(root: Path, secret: str) -> list[Sample]:
     return samples
 
 
+def multipart_sample(secret: str) -> Sample:
+    """The ``workbook:export`` delivery: a parent that splits into 8 parts, signed now."""
+    event = job_ready_event(MULTIPART_JOB, environment_id="us_env_local", input={"parts": MULTIPART_PARTS})
+    body = json.dumps(event).encode()
+    headers = {"content-type": "application/json", **webhook.sign(secret, body, msg_id=str(event["id"]))}
+    return Sample(MULTIPART_JOB, "complete", event, body, headers, f"built: {MULTIPART_PARTS} parts")
+
+
 def prepare_fake(fake: FakeFlatfile, samples: list[Sample]) -> None:
     """Put each sample's job in the fake, ``ready``; data:validate's sheet gets no records."""
     for sample in samples:
@@ -116,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         )
         with scoped_env({PACE_ENV: str(max(0.0, args.pace))}), LocalStack(options, root=root) as stack:
             assert stack.fake is not None
-            samples = load_samples(root, stack.secret)
+            samples = [*load_samples(root, stack.secret), multipart_sample(stack.secret)]
             prepare_fake(stack.fake, samples)
             _header(out, style, stack, samples)
             started = time.monotonic()
@@ -136,6 +151,8 @@ def _header(out: TextIO, style: Style, stack: LocalStack, samples: list[Sample])
         f"  Receiver        {style.cyan(stack.webhook_url)} (HTTP API v2 events, signed deliveries)",
         f"  Queue, workers  in-process queue with SQS records, {stack.options.workers} worker environment(s)",
         "  " + style.yellow("Note") + "            data:validate fails by design: its sheet has no records.",
+        f"  Multi-part      {MULTIPART_JOB} splits into {MULTIPART_PARTS} parts: each part's job:ready and the "
+        "parent's job:parts-completed come back signed through the receiver.",
         "",
         f"Delivering {len(samples)} signed job:ready events:",
     ]
@@ -166,12 +183,23 @@ def _watch(out: TextIO, fake: FakeFlatfile, rows: list[JobRow], *, live: bool) -
     deadline = time.monotonic() + DEMO_TIMEOUT
     try:
         while True:
+            _show_parts(fake, rows)
             board.update({row.job_id: fake.job(row.job_id) for row in rows})
             if all(row.finished for row in rows) or time.monotonic() > deadline:
                 return
             time.sleep(0.1)
     finally:
         board.close()
+
+
+def _show_parts(fake: FakeFlatfile, rows: list[JobRow]) -> None:
+    """Once a multi-part parent is split, list its parts under it (they are in Flatfile from then on)."""
+    for position, row in enumerate(list(rows)):
+        if row.job != MULTIPART_JOB or any(other.job.startswith("  part") for other in rows):
+            continue
+        parts = fake.parts(row.job_id)
+        new = [JobRow(f"  part {p['part'] + 1}/{len(parts)}", str(p["id"])) for p in parts]
+        rows[position + 1 : position + 1] = new
 
 
 def _results(out: TextIO, style: Style, samples: list[Sample], fake: FakeFlatfile, seconds: float) -> bool:

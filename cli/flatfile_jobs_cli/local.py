@@ -4,7 +4,9 @@ The Lambda entry files are loaded from ``functions/*/app.py`` and called exactly
 receiver behind real HTTP on loopback (:mod:`._front` plays API Gateway), an in-process queue with SQS's
 record shape and redelivery in place of SQS, worker threads that each load their own copy of the worker
 (one Lambda execution environment each), and the dead-letter function for messages received too often.
-Flatfile is the test kit's fake API unless a real API URL and key are given.
+Flatfile is the test kit's fake API unless a real API URL and key are given. The fake also plays the forwarder
+agent: the events it emits on its own (a split job's parts' ``job:ready``, the parent's ``job:parts-completed``)
+are signed and posted to the receiver, as the forwarder delivers them in the cloud.
 
 Example:
     >>> with LocalStack(LocalOptions()) as stack:  # doctest: +SKIP
@@ -14,6 +16,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import threading
 import time
@@ -21,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import flatfile_jobs
+from flatfile_jobs import webhook
 from flatfile_jobs._polling import MemoryCursorStore
 from flatfile_jobs.testing import FakeFlatfile
 from flatfile_jobs.webhook import Delivery, parse_secrets
@@ -33,7 +38,7 @@ from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
 
 from ._common import CliError, find_root, scoped_env
-from ._events import FunctionName
+from ._events import FunctionName, http_api_event
 from ._front import HttpFront, RequestLog
 from ._lambda import (
     LOCAL_ENV,
@@ -46,6 +51,9 @@ from ._lambda import (
 )
 from ._logs import LogRoute
 from ._reload import HandlerReloader
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["LOCAL_ENV", "LocalContext", "LocalOptions", "LocalStack", "close_thread_loop", "ensure_jobs"]
 
@@ -150,6 +158,8 @@ class LocalStack:
         self._dead_running = 0
         self.dead_lettered: list[dict[str, Any]] = []
         self.reloader: HandlerReloader | None = None
+        self.forward_failures = 0
+        self._forwarder: httpx.Client | None = None
 
     # -- life cycle -------------------------------------------------------------------------------------
 
@@ -200,6 +210,12 @@ class LocalStack:
                 raise CliError(
                     f"cannot listen on {options.host}:{options.port} ({exc.strerror}): pick another --port"
                 ) from None
+        if self.fake is not None:
+            import httpx
+
+            self._forwarder = self._exits.enter_context(httpx.Client(timeout=10.0))
+            self.fake.subscribe(self.forward)
+            self._exits.callback(self.fake.unsubscribe, self.forward)
 
     def _runtime(self, token: str) -> Runtime:
         from jobs import listener
@@ -294,6 +310,44 @@ class LocalStack:
             idle_before = idle
             time.sleep(0.02)
         return False
+
+    def forward(self, event: dict[str, Any]) -> None:
+        """Deliver an event Flatfile emitted to the receiver, signed, as the forwarder agent does.
+
+        Over HTTP when the front runs, else straight to the receiver function; retried like the agent
+        (three attempts) when the answer is not 2xx.
+        """
+        body = json.dumps(event, separators=(",", ":")).encode()
+        status = 0
+        for _ in range(3):
+            headers = {"content-type": "application/json", "user-agent": "flatfile-jobs-local-forwarder"}
+            if self.secret:
+                headers.update(webhook.sign(parse_secrets(self.secret)[0], body, msg_id=str(event["id"])))
+            try:
+                status = self._post(body, headers)
+            except OSError:
+                status = 0
+            if 200 <= status < 300:
+                return
+        self.forward_failures += 1
+        logging.getLogger(__name__).warning(
+            "Could not deliver Flatfile's %s event %s to the receiver (last status %s)",
+            event.get("topic"),
+            event.get("id"),
+            status,
+        )
+
+    def _post(self, body: bytes, headers: dict[str, str]) -> int:
+        front, client = self.front, self._forwarder
+        if front is None or client is None:
+            answer = self.invoke_receiver(http_api_event("POST", "/webhook", headers, body))
+            return int(answer.get("statusCode", 0))
+        import httpx
+
+        try:
+            return client.post(front.url + "/webhook", content=body, headers=headers).status_code
+        except httpx.HTTPError:
+            return 0
 
     # -- the worker loop --------------------------------------------------------------------------------
 

@@ -102,6 +102,17 @@ test('index.js on the real FlatfileListener: reads the Flatfile secrets, posts t
   assert.equal(post.headers['webhook-signature'], sign(SECRET, raw.id, post.headers['webhook-timestamp'], post.body))
 })
 
+test('index.js on the real FlatfileListener: a split job\'s job:parts-completed is forwarded too', async (t) => {
+  const server = await flatfileAndReceiver()
+  t.after(server.close)
+  server.secrets = { JOBS_WEBHOOK_URL: `${server.url}/hook`, JOBS_WEBHOOK_SECRET: SECRET }
+  const raw = { ...jobReadyEvent(), topic: 'job:parts-completed' }
+  await realListener(server).dispatchEvent({ ...raw, _accessToken: TOKEN })
+  const [post] = server.posts()
+  assert.ok(post, 'the event was posted to JOBS_WEBHOOK_URL')
+  assert.deepEqual(JSON.parse(post.body.toString('utf8')), raw)
+})
+
 test('index.js on the real FlatfileListener: other topics are ignored', async (t) => {
   const server = await flatfileAndReceiver()
   t.after(server.close)

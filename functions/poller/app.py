@@ -1,4 +1,4 @@
-"""PollerFunction (optional, EnablePoller=true): every minute, enqueue new job:ready events from the Flatfile API."""
+"""PollerFunction (optional, EnablePoller=true): every minute, enqueue new job events (ready, parts-completed)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`flatfile-jobs demo`: the four sample jobs end as designed; the board draws live on a TTY, lines otherwise."""
+"""`flatfile-jobs demo`: the sample jobs end as designed; the board draws live on a TTY, lines otherwise."""
 
 from __future__ import annotations
 
@@ -16,29 +16,33 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_exits_0_with_three_complete_and_data_validate_failed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The demo delivers four signed events over HTTP, and every job ends as expected (exit 0)."""
+    """The demo delivers five signed events over HTTP (one a multi-part job), each job ends as expected (exit 0)."""
     assert main(["demo", "--pace", "0"]) == 0
     out = capsys.readouterr().out
-    assert out.count("202 accepted") == 4
+    assert out.count("202 accepted") == 5
     assert "data:validate fails by design" in out
     for line in (
         "space:configure  complete   Job complete",
         "workbook:submit  complete   Data submitted successfully.",
         "file:process     complete   Your file was processed successfully.",
         "data:validate    failed     Validation failed: No records found to validate.",
+        "workbook:export  complete   Workbook exported in 8 parts.",
     ):
         assert line in out
-    assert "All 4 jobs ended as expected (3 complete, data:validate failed by design)" in out
+    assert "All 5 jobs ended as expected (4 complete, data:validate failed by design)" in out
     assert "\x1b[" not in out  # not a terminal: plain lines, no ANSI
 
 
 def test_demo_prints_progress_lines_and_keeps_function_logs_in_a_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Piped output shows each progress change as a line; Powertools' JSON lines go to the log file only."""
+    """Piped output shows each progress change as a line, the parts' too; Powertools' JSON lines go to the log file only."""
     assert main(["demo", "--pace", "0.3"]) == 0
     captured = capsys.readouterr()
     assert "Starting configuration..." in captured.out
+    for part in range(1, 9):
+        assert f"part {part}/8        100%  complete   Part {part} of 8: step 4 of 4" in captured.out
+    assert "8 of 8 parts done" in captured.out
     assert '"level"' not in captured.out + captured.err
     log_path = Path(captured.out.rsplit("Function logs (Lambda's JSON lines): ", 1)[1].strip())
     try:

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from moto import mock_aws
 
@@ -236,9 +237,31 @@ def test_polled_ids_that_are_not_flatfile_ids_are_skipped_and_never_reach_a_url(
     assert (summary["enqueued"], summary["invalid"], summary["jobIds"]) == (1, 1, [good["context"]["jobId"]])
     assert [json.loads(m["Body"])["id"] for m in messages(aws)] == [good["id"]]
     targets = [(request.method, request.target.partition("?")[0]) for request in fake.requests]
-    assert targets == [("GET", "/v1/events"), ("POST", f"/v1/events/{good['id']}/ack")]
+    # One GET /events per polled topic (job:ready, job:parts-completed), one ack.
+    assert sorted(targets) == [("GET", "/v1/events")] * 2 + [("POST", f"/v1/events/{good['id']}/ack")]
     skipped = [line for line in logs.lines if "Polled event skipped" in line]
     assert len(skipped) == 1
     assert bad_job["id"] in skipped[0]
     assert "event.context.jobId must be a Flatfile id" in skipped[0]
     assert any("Event whose id is not a Flatfile id skipped" in line for line in logs.lines)
+
+
+def test_parts_completed_events_are_polled_with_a_cursor_of_their_own(
+    app: ModuleType, fake: FakeFlatfile, aws: dict[str, Any]
+) -> None:
+    """A split job's job:parts-completed is enqueued like job:ready; its topic keeps its own cursor item."""
+    parent = fake.create_job_event("workbook:export", environment_id=ENV, input={"parts": 2})
+    parent_id = parent["context"]["jobId"]
+    headers = {"Authorization": f"Bearer {fake.token}"}
+    assert httpx.post(f"{fake.url}/v1/jobs/{parent_id}/split", json={"parts": 2}, headers=headers).is_success
+    for part in fake.parts(parent_id):
+        assert httpx.post(f"{fake.url}/v1/jobs/{part['id']}/complete", json={}, headers=headers).is_success
+    answer = app.lambda_handler({}, context())
+    assert (answer["events"], answer["enqueued"]) == (4, 4)  # the parent, its two parts, its parts-completed
+    bodies = [json.loads(message["Body"]) for message in messages(aws)]
+    [done] = [body for body in bodies if body["topic"] == "job:parts-completed"]
+    assert done["context"]["jobId"] == parent_id
+    key = {"id": {"S": f"poller-cursor#{ENV}#job:parts-completed"}}
+    item = aws["dynamodb"].get_item(TableName=TABLE, Key=key)["Item"]
+    assert item["seen"]["L"] == [{"S": done["id"]}]
+    assert app.lambda_handler({}, context())["enqueued"] == 0

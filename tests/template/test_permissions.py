@@ -203,8 +203,11 @@ def test_poller_reaches_only_its_cursor_item(expanded: Template) -> None:
         if str(_as_list(s["Action"])[0]).startswith("dynamodb:")
     ]
     keys = dynamodb["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
-    expected_key = poller_module.CURSOR_KEY.format(environment_id="${FlatfileEnvironmentId}")
-    assert keys == [{"Fn::Sub": expected_key}]
+    expected = [
+        {"Fn::Sub": poller_module.cursor_key("${FlatfileEnvironmentId}", topic)}
+        for topic in poller_module.POLLED_TOPICS
+    ]
+    assert keys == expected  # one cursor item per polled topic, and no other
 
 
 def test_the_checks_catch_what_sam_would_add() -> None:

@@ -25,6 +25,7 @@ EXPECTED = {
     "JobCanceled",
     "JobCompleteDetails",
     "JobOutcome",
+    "JobPart",
     "JobResult",
     "JobTimeoutError",
     "Next",
@@ -36,9 +37,12 @@ EXPECTED = {
     "NextUrl",
     "NextView",
     "NextWait",
+    "PartResult",
+    "PartResults",
     "configure",
     "fail_unfinished_job",
     "job_handler",
+    "multipart_job_handler",
     "shutdown",
 }
 

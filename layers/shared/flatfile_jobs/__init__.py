@@ -34,6 +34,8 @@ from ._outcomes import (
     NextView,
     NextWait,
 )
+from ._part_results import JobPart, PartResult, PartResults
+from ._parts import multipart_job_handler
 from ._polling import EventCursor, EventPoller
 from ._results import JobResult
 from ._runtime import shutdown
@@ -52,6 +54,7 @@ __all__ = [
     "JobCanceled",
     "JobCompleteDetails",
     "JobOutcome",
+    "JobPart",
     "JobResult",
     "JobTimeoutError",
     "Next",
@@ -63,8 +66,11 @@ __all__ = [
     "NextUrl",
     "NextView",
     "NextWait",
+    "PartResult",
+    "PartResults",
     "configure",
     "fail_unfinished_job",
     "job_handler",
+    "multipart_job_handler",
     "shutdown",
 ]

@@ -143,8 +143,12 @@ class FlatfileClient:
         job_id: str | None = None,
         budget: float | None = None,
         expect: type[Any] | None = None,
+        whole: bool = False,
     ) -> Any:  # noqa: ANN401 - the API's JSON
-        """:meth:`request` on a path known to be safe; ``data`` must be an ``expect`` when given."""
+        """:meth:`request` on a path known to be safe; ``data`` must be an ``expect`` when given.
+
+        ``whole=True`` returns the whole JSON object instead (a list's ``pagination`` sits beside ``data``).
+        """
         started = time.monotonic()
         budget = self.settings.retry_budget if budget is None else budget
 
@@ -163,7 +167,8 @@ class FlatfileClient:
                 with retrying:
                     attempt += 1
                     answer = await self._attempt(method, path, json, params, job_id, attempt)
-                    return _data(answer, expect, method, path, job_id)
+                    body = _body(answer, expect, method, path, job_id)
+                    return body if whole else body["data"]
         except _RetryableError as exc:
             raise exc.error from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -285,6 +290,23 @@ class FlatfileClient:
         """``POST /jobs/{jobId}/fail``."""
         return await self._job_call("POST", job_id, "fail", body=body, budget=budget)
 
+    async def split_job(
+        self, job_id: str, body: Mapping[str, Any], *, budget: float | None = None
+    ) -> dict[str, Any]:
+        """``POST /jobs/{jobId}/split`` (``{"parts": N | [object, …], "runInParallel"?: bool}``)."""
+        return await self._job_call("POST", job_id, "split", body=body, budget=budget)
+
+    async def cancel_job(self, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /jobs/{jobId}/cancel``."""
+        return await self._job_call("POST", job_id, "cancel", body=body)
+
+    async def list_jobs(self, params: Mapping[str, str]) -> tuple[list[dict[str, Any]], Mapping[str, Any]]:
+        """``GET /jobs`` with the given query: one page of jobs and the answer's ``pagination`` (``{}`` if none)."""
+        body = await self._request("GET", "/jobs", params=params, expect=list, whole=True)
+        jobs = [dict(job) for job in body["data"] if isinstance(job, Mapping)]
+        pagination = body.get("pagination")
+        return jobs, pagination if isinstance(pagination, Mapping) else {}
+
     async def list_events(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
         """``GET /events`` with the given query."""
         return list(await self._request("GET", "/events", params=params, expect=list))
@@ -308,8 +330,10 @@ class _Answer:
     content: bytes
 
 
-def _data(answer: _Answer, expect: type[Any] | None, method: str, path: str, job_id: str | None) -> Any:  # noqa: ANN401 - the API's JSON
-    """The answer's ``data`` (an ``expect`` when given); any other body is a :class:`FlatfileAPIError`.
+def _body(
+    answer: _Answer, expect: type[Any] | None, method: str, path: str, job_id: str | None
+) -> dict[str, Any]:
+    """The answer's JSON object, whose ``data`` is an ``expect`` when given; else a :class:`FlatfileAPIError`.
 
     Not retried: the call may have taken effect (a garbled ``complete`` answer still completed the job).
     """
@@ -323,7 +347,7 @@ def _data(answer: _Answer, expect: type[Any] | None, method: str, path: str, job
         elif expect is not None and not isinstance(body["data"], expect):
             problem = "data that is not " + ("an object" if expect is dict else "a list")
         else:
-            return body["data"]
+            return body
     message = f"{method} {path}: Flatfile answered {answer.status} with {problem}"
     raise FlatfileAPIError(message, status=answer.status, method=method, path=path, job_id=job_id)
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACCESS_TOKEN_KEY",
     "FLATFILE_ID",
+    "JOB_TOPICS",
     "FlatfileEvent",
     "is_flatfile_id",
     "raw_event",
@@ -55,6 +56,10 @@ def require_flatfile_id(value: object, field: str) -> str:
     if not is_flatfile_id(value):
         raise InvalidEventError(f"{field} must be a Flatfile id (1 to 128 ASCII letters, digits or _)")
     return str(value)
+
+
+# The topics a job event may have: a job (or a multi-part job's part) is ready; a split job's parts all ended.
+JOB_TOPICS = ("job:ready", "job:parts-completed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,20 +166,21 @@ def raw_event(delivered: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def require_job_ready(event: Mapping[str, Any]) -> FlatfileEvent:
-    """Check ``event`` is a job:ready event with a job id and job name, naming the first problem.
+    """Check ``event`` is a job event (a topic of :data:`JOB_TOPICS`) with a job id and job name.
 
     ``id`` and ``context.jobId`` must be Flatfile ids, and so must ``context``'s environment, space,
     workbook, sheet and file ids when present: nothing downstream puts an unchecked id in a URL.
 
     Raises:
-        InvalidEventError: The topic is not ``job:ready``, ``context.jobId`` / ``payload.job`` is missing,
-            or an id is not shaped like a Flatfile id.
+        InvalidEventError: The topic is not one of :data:`JOB_TOPICS`, ``context.jobId`` / ``payload.job`` is
+            missing, or an id is not shaped like a Flatfile id (the first problem is named).
     """
     view = FlatfileEvent.of(event)
     if not isinstance(event.get("id"), str) or not event["id"]:
         raise InvalidEventError("event.id must be a non-empty string")
-    if view.topic != "job:ready":
-        raise InvalidEventError(f"event.topic must be 'job:ready', got {str(event.get('topic'))[:64]!r}")
+    if view.topic not in JOB_TOPICS:
+        expected = " or ".join(repr(topic) for topic in JOB_TOPICS)
+        raise InvalidEventError(f"event.topic must be {expected}, got {str(event.get('topic'))[:64]!r}")
     if not isinstance(event.get("context"), Mapping) or not isinstance(view.context.get("jobId"), str):
         raise InvalidEventError("event.context.jobId must be a string")
     if not view.job_id:

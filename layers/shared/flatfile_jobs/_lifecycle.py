@@ -46,6 +46,7 @@ _SETTLED: Mapping[str, JobStatus] = {"canceled": "canceled", "complete": "comple
 
 Tick: TypeAlias = Callable[..., Any]
 Handler: TypeAlias = Callable[[FlatfileEvent, Any], Any]
+AfterAck: TypeAlias = Callable[[dict[str, Any]], Awaitable[JobResult | None]]
 
 
 class JobLog:
@@ -233,8 +234,12 @@ async def run_job(
     tick_interval: float,
     debug: bool,
     deadline: float | None,
+    after_ack: AfterAck | None = None,
 ) -> JobResult:
     """Run one job through its lifecycle and report how it ended.
+
+    ``after_ack(job)`` (the ack's answer) may return a result to end the run there, the handler not run
+    (a multi-part job's part whose parent was canceled).
 
     Raises:
         FlatfileAPIError: The ack failed (the handler did not run) or the fail call failed.
@@ -246,17 +251,22 @@ async def run_job(
     run = _JobRun(FlatfileEvent.of(event.raw, api=client), client, job_id, debug)
     token = log_context.set(run.log.context)
     try:
-        return await _run(run, handler, tick_interval, deadline)
+        return await _run(run, handler, tick_interval, deadline, after_ack)
     finally:
         log_context.reset(token)
 
 
-async def _run(run: _JobRun, handler: Handler, tick_interval: float, deadline: float | None) -> JobResult:
+async def _run(
+    run: _JobRun, handler: Handler, tick_interval: float, deadline: float | None, after_ack: AfterAck | None
+) -> JobResult:
     client, job_id = run.client, run.job_id
     job, early = await _ack(client, job_id)
     if job is None or early is not None:
         run.log.info(f"Job not run: {early}", status=early)
         return run.result(early or "canceled")
+    stopped = None if after_ack is None else await after_ack(job)
+    if stopped is not None:
+        return stopped
     loop = asyncio.get_running_loop()
     ticker = run.ticker = Ticker(client, job_id, interval=tick_interval, loop=loop, log=run.log, last_job=job)
     timeout = None if deadline is None else max(0.0, deadline - time.monotonic())

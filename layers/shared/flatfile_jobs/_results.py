@@ -7,7 +7,7 @@ from typing import Literal, TypeAlias
 
 __all__ = ["JobResult", "JobStatus"]
 
-JobStatus: TypeAlias = Literal["completed", "failed", "timed_out", "canceled", "skipped"]
+JobStatus: TypeAlias = Literal["completed", "failed", "timed_out", "canceled", "skipped", "split"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +19,8 @@ class JobResult:
         job: Its name, ``"domain:operation"``.
         event_id: The event that started it.
         status: ``completed``, ``failed`` (handler error or bad outcome), ``timed_out``, ``canceled`` (in
-            Flatfile) or ``skipped`` (already complete or failed when it arrived: a redelivery).
+            Flatfile), ``skipped`` (already complete or failed when it arrived: a redelivery) or ``split``
+            (a multi-part job's parent, split into parts and left executing until they end).
         seconds: Wall time from ack to the last call.
         message: The failure message, when there is one.
     """

@@ -1,7 +1,8 @@
-"""The optional scheduled poller: read new job:ready events from Flatfile and enqueue what we handle.
+"""The optional scheduled poller: read new job events from Flatfile and enqueue what we handle.
 
-For teams that cannot deploy the forwarder agent. Each run reads the events after its cursor (kept in the
-``POLLER_STATE_TABLE`` under ``poller-cursor#<environmentId>``), puts every job the listener handles on the job
+For teams that cannot deploy the forwarder agent. Each run reads the ``job:ready`` events, then the
+``job:parts-completed`` events (multi-part jobs), after each topic's cursor (kept in the ``POLLER_STATE_TABLE``
+under ``poller-cursor#<environmentId>``, and ``…#job:parts-completed`` for the second topic), puts every job the listener handles on the job
 queue as the same message the receiver sends, acks that event in Flatfile and saves the cursor after each
 event. Events no handler wants are passed over but not acked: they stay visible to other consumers. A run
 stops early when Lambda's remaining time drops under the deadline margin; the next run continues.
@@ -21,14 +22,17 @@ from aws_lambda_powertools import Logger
 
 import flatfile_jobs
 from flatfile_jobs import ConfigurationError, EventCursor, EventPoller, FlatfileAPIError
+from flatfile_jobs._events import JOB_TOPICS
 from flatfile_jobs.webhook import DeliveryError, ReceivePolicy, receive
 
 from .runtime import Runtime, get_runtime
 from .settings import FLATFILE_ENVIRONMENT_ID, POLLER_STATE_TABLE
 
-__all__ = ["CURSOR_KEY", "DynamoCursorStore", "PollSummary", "poll_once"]
+__all__ = ["CURSOR_KEY", "POLLED_TOPICS", "DynamoCursorStore", "PollSummary", "cursor_key", "poll_once"]
 
 CURSOR_KEY = "poller-cursor#{environment_id}"
+# The topics polled, in order; the first keeps CURSOR_KEY, the others add "#<topic>" to it.
+POLLED_TOPICS = JOB_TOPICS
 # Events read from the API with our own key carry no signature; receive() still validates them, drops any
 # _accessToken and builds the exact message the receiver enqueues.
 _POLLED = ReceivePolicy(allow_unsigned=True)
@@ -111,27 +115,47 @@ class PollSummary:
         }
 
 
-def _cursor_store(runtime: Runtime) -> Any:  # noqa: ANN401 - a CursorStore
-    """``extras["poller_cursor_store"]`` when given (the local run), else the DynamoDB item."""
+def _suffix(topic: str) -> str:
+    return "" if topic == POLLED_TOPICS[0] else f"#{topic}"
+
+
+def cursor_key(environment_id: str, topic: str) -> str:
+    """The DynamoDB key of ``topic``'s cursor (the template's IAM condition lists one per polled topic)."""
+    return CURSOR_KEY.format(environment_id=environment_id) + _suffix(topic)
+
+
+def _cursor_store(runtime: Runtime, topic: str) -> Any:  # noqa: ANN401 - a CursorStore
+    """``extras["poller_cursor_store"]`` when given (the local run; another kept per topic), else DynamoDB."""
     store = runtime.extras.get("poller_cursor_store")
     if store is not None:
-        return store
+        if not _suffix(topic):
+            return store
+        from flatfile_jobs._polling import MemoryCursorStore
+
+        return runtime.extras.setdefault("poller_cursor_store" + _suffix(topic), MemoryCursorStore())
     if not runtime.settings.poller_state_table:
         raise ConfigurationError(f"{POLLER_STATE_TABLE} is not set: give the poller a DynamoDB table")
-    key = CURSOR_KEY.format(environment_id=runtime.settings.environment_id)
+    key = cursor_key(runtime.settings.environment_id, topic)
     return DynamoCursorStore(runtime.settings.poller_state_table, key)
 
 
-def _poller(runtime: Runtime, budget: float) -> EventPoller:
-    """The runtime's poller, built on first use and reused across warm invocations."""
+def _pollers(runtime: Runtime, budget: float) -> list[EventPoller]:
+    """The runtime's pollers, one per topic, built on first use and reused across warm invocations."""
     if not runtime.settings.environment_id:
         raise ConfigurationError(f"{FLATFILE_ENVIRONMENT_ID} is not set: give the poller a us_env_… id")
-    poller = runtime.extras.get("poller")
-    if not isinstance(poller, EventPoller):
-        poller = EventPoller(environment_id=runtime.settings.environment_id, store=_cursor_store(runtime))
-        runtime.extras["poller"] = poller
-    poller.request_budget = budget
-    return poller
+    pollers = []
+    for topic in POLLED_TOPICS:
+        poller = runtime.extras.get("poller" + _suffix(topic))
+        if not isinstance(poller, EventPoller):
+            poller = EventPoller(
+                environment_id=runtime.settings.environment_id,
+                topic=topic,
+                store=_cursor_store(runtime, topic),
+            )
+            runtime.extras["poller" + _suffix(topic)] = poller
+        poller.request_budget = budget
+        pollers.append(poller)
+    return pollers
 
 
 def poll_once(remaining_ms: Callable[[], int]) -> PollSummary:
@@ -147,18 +171,21 @@ def poll_once(remaining_ms: Callable[[], int]) -> PollSummary:
     runtime = get_runtime()
     margin = runtime.settings.deadline_margin
     budget = max(1.0, min(_REQUEST_BUDGET, remaining_ms() / 1000 - margin))
-    poller = _poller(runtime, budget)
+    pollers = _pollers(runtime, budget)
     flatfile_jobs.configure(token=runtime.api_token())
-    summary = PollSummary(poller.environment_id)
-    events = poller.poll()
-    summary.events = len(events)
-    for event in events:
-        if remaining_ms() / 1000 < margin:
-            summary.stopped_early = True
+    summary = PollSummary(pollers[0].environment_id)
+    for poller in pollers:
+        if summary.stopped_early:
             break
-        _handle(runtime, poller, event, summary)
-        poller.mark(event)
-    summary.cursor = poller.cursor.since
+        events = poller.poll()
+        summary.events += len(events)
+        for event in events:
+            if remaining_ms() / 1000 < margin:
+                summary.stopped_early = True
+                break
+            _handle(runtime, poller, event, summary)
+            poller.mark(event)
+    summary.cursor = pollers[0].cursor.since
     return summary
 
 

@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer, IdempotencyConfig
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-__all__ = ["Heartbeat", "handle_record", "process_record", "retry_delay", "retry_soon_on_failure"]
+__all__ = [
+    "Heartbeat",
+    "handle_record",
+    "idempotency_key",
+    "process_record",
+    "retry_delay",
+    "retry_soon_on_failure",
+]
 
 # A failed record comes back after ~30 s, 1, 2, 4, 8 min… instead of the queue's visibility timeout.
 RETRY_BASE_SECONDS = 30
@@ -53,6 +60,7 @@ _METRIC_BY_STATUS = {
     "timed_out": "JobsTimedOut",
     "canceled": "JobsCanceled",
     "skipped": "JobsSkipped",
+    "split": "JobsSplit",
 }
 
 
@@ -61,6 +69,17 @@ class LambdaContextLike(Protocol):
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the platform stops the invocation."""
+
+
+def idempotency_key(event: dict[str, Any]) -> str:
+    """The job id for ``job:ready``, else ``"<topic>#<job id>"``.
+
+    A split parent's ``job:parts-completed`` carries the parent's job id: it must not hit the record of the
+    parent's own ``job:ready``.
+    """
+    job_id = str(event["context"]["jobId"])
+    topic = event.get("topic")
+    return job_id if topic in (None, "job:ready") else f"{topic}#{job_id}"
 
 
 class _Lease:
@@ -160,11 +179,11 @@ def _idempotent(
         job: dict[str, str], event: dict[str, Any], timeout: float, receipt_handle: str | None
     ) -> dict[str, Any]:
         runtime = get_runtime()
-        job_id = job["job_id"]
-        with Heartbeat(_job_beat(runtime, job_id, receipt_handle), period=runtime.settings.heartbeat_seconds):
-            return _run(runtime, job_id, event, timeout)
+        key = job["job_id"]  # the idempotency key: the job id, or "<topic>#<job id>"
+        with Heartbeat(_job_beat(runtime, key, receipt_handle), period=runtime.settings.heartbeat_seconds):
+            return _run(runtime, str(event["context"]["jobId"]), event, timeout)
 
-    # Only ``job`` ({"job_id": ...}) is hashed and deep-copied by Powertools, never the event.
+    # Only ``job`` ({"job_id": <idempotency key>}) is hashed and deep-copied by Powertools, never the event.
     decorate = idempotent_function(
         data_keyword_argument="job", persistence_store=persistence, config=config, key_prefix=JOB_KEY_PREFIX
     )
@@ -198,7 +217,10 @@ def process_record(
     config.register_lambda_context(lease)  # type: ignore[arg-type]
     try:
         outcome = run(
-            job={"job_id": job_id}, event=event, timeout=max(timeout, 1.0), receipt_handle=receipt_handle
+            job={"job_id": idempotency_key(event)},
+            event=event,
+            timeout=max(timeout, 1.0),
+            receipt_handle=receipt_handle,
         )
     except IdempotencyAlreadyInProgressError:
         outcome = {"job_id": job_id, "results": [], "duplicate": True}

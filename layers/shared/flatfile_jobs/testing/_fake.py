@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
 
@@ -14,6 +16,7 @@ from flatfile_jobs.testing._store import Store
 __all__ = ["FakeFlatfile"]
 
 CanceledAck = Literal["ok", "error"]
+EventSubscriber = Callable[[dict[str, Any]], None]
 
 
 class FakeFlatfile:
@@ -65,6 +68,7 @@ class FakeFlatfile:
         self._slots: list[RecordedRequest | None] = []
         self._slots_lock = threading.Lock()
         self._generation = 0
+        self._subscribers: list[EventSubscriber] = []
         self._closed = False
         self._server = FakeHTTPServer(self, host, port)
         self.url = f"http://{self._server.server_name}:{self._server.server_port}"
@@ -228,10 +232,44 @@ class FakeFlatfile:
         Raises:
             KeyError: When there is no such job.
         """
-        return self._store.cancel_job(job_id)
+        job = self._store.cancel_job(job_id)
+        self._publish(self._store.take_emitted())
+        return job
+
+    def parts(self, parent_id: str) -> list[dict[str, Any]]:
+        """Copies of a split job's parts, in part order."""
+        with self._store.lock:
+            found = [job for job in self._store.jobs.values() if job.get("parentId") == parent_id]
+            return copy.deepcopy(sorted(found, key=lambda job: job["part"]))
+
+    # -- events the API emits on its own ----------------------------------------------------------------
+
+    def subscribe(self, subscriber: EventSubscriber) -> None:
+        """Call ``subscriber(event)`` for each event the API emits on its own, as a forwarder agent would.
+
+        Those are the parts' ``job:ready`` (on ``POST /jobs/{id}/split``, or when a sequential part's
+        predecessor ends) and the parent's ``job:parts-completed`` (when its last part ends). The call
+        happens in the thread of the request that caused the event, before that request is answered, so
+        a caller that got its answer knows the events were handed over. A subscriber that raises is
+        not retried; the event stays readable with ``GET /events``.
+        """
+        self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: EventSubscriber) -> None:
+        """Stop calling ``subscriber`` (no error when it was not subscribed)."""
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
+    def _publish(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            for subscriber in list(self._subscribers):
+                # Documented: a failing subscriber loses nothing stored (GET /events still has the event).
+                with contextlib.suppress(Exception):
+                    subscriber(copy.deepcopy(event))
 
     def reset(self) -> None:
-        """Drop jobs, events, records, recorded requests and faults; ids restart from the seed."""
+        """Drop jobs, events, records, recorded requests, faults and subscribers; ids restart from the seed."""
+        self._subscribers.clear()
         self._store.reset()
         self._faults.clear()
         with self._slots_lock:

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from flatfile_jobs.testing import _parts as parts
 from flatfile_jobs.testing._faults import Fault, RecordedRequest
 from flatfile_jobs.testing._store import Store
 from flatfile_jobs.testing._wire import INVALID_JSON, ApiError
@@ -28,6 +29,8 @@ __all__ = ["FakeHTTPServer"]
 _Route = Callable[[Store, re.Match[str], dict[str, str], object], object]
 
 _ROUTES: list[tuple[str, re.Pattern[str], _Route]] = [
+    ("GET", re.compile(r"/jobs"), lambda s, m, q, b: parts.list_jobs(s, q)),
+    ("POST", re.compile(r"/jobs/([^/]+)/split"), lambda s, m, q, b: parts.split(s, m[1], b)),
     ("GET", re.compile(r"/jobs/([^/]+)"), lambda s, m, q, b: s.get_job(m[1])),
     ("PATCH", re.compile(r"/jobs/([^/]+)"), lambda s, m, q, b: s.patch_job(m[1], b)),
     ("POST", re.compile(r"/jobs/([^/]+)/ack"), lambda s, m, q, b: s.ack_job(m[1], b)),
@@ -51,9 +54,10 @@ def route(store: Store, method: str, path: str, query: dict[str, str], body: obj
         match = pattern.fullmatch(path)
         if match is not None and method == route_method:
             try:
-                return 200, {"data": action(store, match, query, body)}
+                answer = action(store, match, query, body)
             except ApiError as exc:
                 return exc.status, _errors(exc.message)
+            return 200, answer.body() if isinstance(answer, parts.Page) else {"data": answer}
     return 404, _errors(f"Not found: {method} {path}")
 
 
@@ -168,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay)
         if fault is None or fault.after or not fault.replaces_response:
             status, payload = self._answer(fake, path, query, headers, body)
+            # Events the request made the API emit reach subscribers before the answer does.
+            fake._publish(fake._store.take_emitted())
         if fault is not None and fault.after:
             time.sleep(fault.delay)
         faulted = fault is not None and fault.replaces_response

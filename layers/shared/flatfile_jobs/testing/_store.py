@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 from flatfile_jobs.testing._events import iso_ms, job_ready_event, split_job
+from flatfile_jobs.testing._parts import part_ended
 from flatfile_jobs.testing._wire import (
     STATUSES,
     ApiError,
@@ -36,8 +37,13 @@ class Store:
         self.jobs: dict[str, JSONDict] = {}
         self.events: dict[str, JSONDict] = {}
         self.records: dict[str, list[JSONDict]] = {}
+        # Each job's event context (to build its parts' and parts-completed events), and the parents whose
+        # job:parts-completed was emitted.
+        self.contexts: dict[str, JSONDict] = {}
+        self.parts_completed: set[str] = set()
         self.canceled_ack = "ok"
         self.create_missing_jobs = False
+        self._outbox = threading.local()
         self._seed = seed
         self._rng = random.Random(seed)
         self._event_times: dict[str, datetime] = {}
@@ -49,6 +55,8 @@ class Store:
             self.jobs.clear()
             self.events.clear()
             self.records.clear()
+            self.contexts.clear()
+            self.parts_completed.clear()
             self._event_times.clear()
             self._rng = random.Random(self._seed)
 
@@ -57,6 +65,16 @@ class Store:
         with self.lock:
             self._last_ms = max(time.time_ns() // 1_000_000, self._last_ms + 1)
             return iso_ms(datetime.fromtimestamp(self._last_ms / 1000, UTC))
+
+    def emit(self, event: JSONDict) -> None:
+        """Queue an event the API emits on its own (parts, parts-completed) for this request to publish."""
+        outbox: list[JSONDict] = self._outbox.__dict__.setdefault("events", [])
+        outbox.append(copy.deepcopy(event))
+
+    def take_emitted(self) -> list[JSONDict]:
+        """The events this thread's request emitted, in order (and forget them)."""
+        events: list[JSONDict] = self._outbox.__dict__.pop("events", [])
+        return events
 
     def _new_id(self, prefix: str, taken: dict[str, JSONDict]) -> str:
         while True:
@@ -151,6 +169,7 @@ class Store:
                 input=input,
                 info=None,
             )
+            self.contexts[job_id] = copy.deepcopy(ctx)
             return self.add_event(event)
 
     def cancel_job(self, job_id: str) -> JSONDict:
@@ -159,6 +178,7 @@ class Store:
             job = self.jobs[job_id]
             job["status"] = "canceled"
             job["updatedAt"] = job["finishedAt"] = self.now()
+            part_ended(self, job)
             return copy.deepcopy(job)
 
     # -- the API ----------------------------------------------------------------------------------------
@@ -229,6 +249,7 @@ class Store:
             job["outcome"] = fields.get("outcome", job["outcome"])
             job["info"] = fields.get("info", job["info"])
             job["updatedAt"] = job["finishedAt"] = self.now()
+            part_ended(self, job)
             return copy.deepcopy(job)
 
     def cancel_job_api(self, job_id: str, body: object) -> JSONDict:
@@ -243,6 +264,7 @@ class Store:
                 job["status"] = "canceled"
                 job["info"] = fields.get("info", job["info"])
                 job["updatedAt"] = job["finishedAt"] = self.now()
+                part_ended(self, job)
             return copy.deepcopy(job)
 
     def patch_job(self, job_id: str, body: object) -> JSONDict:

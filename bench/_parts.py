@@ -1,0 +1,254 @@
+"""A 64-part ``workbook:export`` job through the local stack with 1, 4 and 16 workers: wall time and speedup.
+
+The whole path runs: a signed parent ``job:ready`` posted to the receiver over HTTP, the queue, the workers
+(each loading its own ``functions/worker/app.py``), the fake Flatfile API emitting each part's ``job:ready``
+and the parent's ``job:parts-completed``, signed and posted to the receiver as the forwarder would. Flatfile
+(the fake and the forwarding) runs in a process of its own, as it is another system in the cloud: the
+stack's process (receiver, queue, workers) does not share its interpreter lock with it. Each part
+does ~100 ms of simulated work (``time.sleep``: threads run it in parallel, as separate Lambdas would).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._common import Row, median
+
+PARTS = 64
+PART_SECONDS = 0.1
+WORKERS = (1, 4, 16)
+ROUNDS = 3
+# Speedup goals (× workers) and the parent's request budget per part.
+SPEEDUP_GOALS = {4: 0.7, 16: 0.5}
+PARENT_REQUESTS_PER_PART = 3
+_TIMEOUT = 120.0
+
+
+@dataclass
+class Run:
+    """One worker count's figures (medians over the rounds)."""
+
+    workers: int
+    seconds: list[float] = field(default_factory=list)
+    parent_requests: list[int] = field(default_factory=list)
+    list_requests: list[int] = field(default_factory=list)
+    part_requests: list[float] = field(default_factory=list)
+    outcome: str = ""
+
+
+@dataclass
+class PartsResult:
+    """Every worker count's run."""
+
+    runs: list[Run]
+
+    def baseline(self) -> float:
+        """The one-worker median wall time."""
+        return median(self.runs[0].seconds)
+
+
+def _post_event(client: Any, webhook_url: str, secret: str, event: dict[str, Any]) -> int:  # noqa: ANN401
+    from flatfile_jobs import webhook
+
+    body = json.dumps(event, separators=(",", ":")).encode()
+    headers = {"content-type": "application/json", **webhook.sign(secret, body, msg_id=str(event["id"]))}
+    return int(client.post(webhook_url, content=body, headers=headers).status_code)
+
+
+def _round(fake: Any, client: Any, webhook_url: str, secret: str, parts: int) -> dict[str, Any]:  # noqa: ANN401
+    """One job of ``parts`` parts, from the parent's POST until the parent ends; what it took."""
+    event = fake.create_job_event("workbook:export", environment_id="us_env_local", input={"parts": parts})
+    parent_id = str(event["context"]["jobId"])
+    started = time.monotonic()
+    status = _post_event(client, webhook_url, secret, event)
+    if status != 202:
+        raise RuntimeError(f"the receiver answered {status}")
+    deadline = started + _TIMEOUT
+    while (job := fake.job(parent_id))["status"] not in ("complete", "failed", "canceled"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {parts}-part job did not finish within {_TIMEOUT:.0f} s")
+        time.sleep(0.01)
+    seconds = time.monotonic() - started
+    return {
+        "seconds": seconds,
+        "outcome": f"{job['status']}: {(job.get('outcome') or {}).get('message')}",
+        "parent_requests": len(fake.calls(parent_id)),
+        "list_requests": sum(
+            1 for r in fake.requests if r.path == "/jobs" and r.query.get("parentId") == parent_id
+        ),
+        "part_requests": median(len(fake.calls(part["id"])) for part in fake.parts(parent_id)),
+    }
+
+
+def flatfile_process() -> None:
+    """The child process playing Flatfile and the forwarder: the fake API, its events posted to the stack.
+
+    Protocol on stdin/stdout, one JSON line each: it prints ``{"url", "token"}``; reads
+    ``{"webhook", "secret"}``; then for each ``{"parts": n}`` read runs one job and prints its figures.
+    """
+    import sys
+
+    import httpx
+
+    from flatfile_jobs.testing import FakeFlatfile
+
+    with FakeFlatfile(seed=None) as fake, httpx.Client(timeout=10.0) as client:
+        print(json.dumps({"url": fake.url, "token": fake.token}), flush=True)
+        config = json.loads(sys.stdin.readline())
+        webhook_url, secret = config["webhook"], config["secret"]
+
+        def forward(event: dict[str, Any]) -> None:
+            _post_event(client, webhook_url, secret, event)
+
+        fake.subscribe(forward)
+        for line in sys.stdin:
+            print(
+                json.dumps(_round(fake, client, webhook_url, secret, json.loads(line)["parts"])), flush=True
+            )
+
+
+class _Flatfile:
+    """The child process (see :func:`flatfile_process`)."""
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+
+        from ._common import ROOT, python_env
+
+        code = "from bench._parts import flatfile_process; flatfile_process()"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=python_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.address = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the Flatfile process ended early (its stderr says why)")
+        value: dict[str, Any] = json.loads(line)
+        return value
+
+    def send(self, value: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(value) + "\n")
+        self.process.stdin.flush()
+
+    def run(self, parts: int) -> dict[str, Any]:
+        self.send({"parts": parts})
+        return self._read()
+
+    def close(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+        self.process.wait(timeout=30)
+
+
+def measure() -> PartsResult:
+    """Run the 64-part job ``ROUNDS`` times per worker count (after a warm-up job each)."""
+    import contextlib
+    import io
+
+    from flatfile_jobs_cli._common import scoped_env
+    from flatfile_jobs_cli.local import LocalOptions, LocalStack
+
+    from ._common import ROOT
+
+    runs = []
+    with (
+        scoped_env({"FLATFILE_JOBS_SAMPLE_PACE": str(PART_SECONDS)}),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        for workers in WORKERS:
+            run = Run(workers)
+            flatfile = _Flatfile()
+            try:
+                options = LocalOptions(
+                    workers=workers,
+                    log_level="WARNING",
+                    api_url=flatfile.address["url"],
+                    api_key=flatfile.address["token"],
+                )
+                with LocalStack(options, root=ROOT) as stack:
+                    flatfile.send({"webhook": stack.webhook_url, "secret": stack.secret})
+                    flatfile.run(workers)  # warm-up: every worker loads its app and runs one part
+                    for _ in range(ROUNDS):
+                        figures = flatfile.run(PARTS)
+                        run.seconds.append(figures["seconds"])
+                        run.parent_requests.append(figures["parent_requests"])
+                        run.list_requests.append(figures["list_requests"])
+                        run.part_requests.append(figures["part_requests"])
+                        run.outcome = figures["outcome"]
+            finally:
+                flatfile.close()
+            runs.append(run)
+    return PartsResult(runs)
+
+
+def rows(result: PartsResult) -> list[Row]:
+    """The table's rows: wall time and speedup per worker count, the parent's requests."""
+    base = result.baseline()
+    table = []
+    for run in result.runs:
+        seconds = median(run.seconds)
+        speedup = base / seconds
+        goal = SPEEDUP_GOALS.get(run.workers)
+        table.append(
+            Row(
+                f"{PARTS}-part job (~{PART_SECONDS * 1000:.0f} ms a part), {run.workers} worker(s): wall time",
+                f"{seconds:.2f} s",
+                f"1 worker: {base:.2f} s" if run.workers != 1 else "",
+                f"{speedup:.1f}× faster" if run.workers != 1 else "",
+                f"≥ {goal * run.workers:.1f}× ({goal} × workers)" if goal else "",
+                speedup >= goal * run.workers if goal else None,
+            )
+        )
+    most = max(max(run.parent_requests) for run in result.runs)
+    budget = PARENT_REQUESTS_PER_PART * PARTS
+    table.append(
+        Row(
+            f"{PARTS}-part job: requests on the parent (`/jobs/{{parent}}…`), most of any run",
+            f"{most}",
+            "",
+            f"{most / PARTS:.2f} per part",
+            f"≤ {budget} (O(parts): {PARENT_REQUESTS_PER_PART} per part)",
+            most <= budget,
+        )
+    )
+    return table
+
+
+def details(result: PartsResult) -> list[str]:
+    """How the figures were taken, and the per-run request counts."""
+    lines = [
+        f"### Multi-part jobs: {PARTS} parts with {', '.join(map(str, WORKERS))} workers",
+        "",
+        f"A `workbook:export` job split into {PARTS} parts, each part sleeping {PART_SECONDS * 1000:.0f} ms in "
+        "four steps (four ticks, `tick_interval` 1 s), through `flatfile_jobs_cli.local.LocalStack`: the signed "
+        "parent posted to the receiver over HTTP, the in-process queue, N worker threads (one worker app each, as "
+        "N Lambda environments); in a second process, the fake Flatfile API emitting the parts' `job:ready` and "
+        "the parent's `job:parts-completed`, each signed and posted to the receiver like the forwarder. Wall time: from the "
+        f"parent's POST until the parent is complete; median of {ROUNDS} rounds after a warm-up job.",
+        "",
+        "| workers | wall time (median) | rounds | parent requests | `GET /jobs?parentId=` | requests per part |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in result.runs:
+        lines.append(
+            f"| {run.workers} | {median(run.seconds):.2f} s | "
+            + ", ".join(f"{s:.2f}" for s in run.seconds)
+            + f" | {', '.join(map(str, run.parent_requests))} | {', '.join(map(str, run.list_requests))} | "
+            f"{median(run.part_requests):.0f} |"
+        )
+    lines += ["", f"Outcome of the last round: {result.runs[-1].outcome}"]
+    return lines
