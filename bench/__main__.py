@@ -1,14 +1,19 @@
-"""``python -m bench``: run every measurement, print the table, write ``bench/results.md``."""
+"""``python -m bench``: run every measurement, print the table, record the run, regenerate the README's table.
+
+Writes ``bench/results.md`` (the report), ``bench/results.json`` (the run, machine-readable), appends the run to
+``bench/history.jsonl`` and rewrites the table between the markers in README.md (``bench/readme.py``).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 
-from . import _coldstart, _lifecycle, _memory, _receiver
-from ._common import BENCH, ROOT
-from ._report import render
+from . import _coldstart, _coldworker, _lifecycle, _memory, _receiver, readme
+from ._common import ROOT
+from ._report import collect, render
 
 
 def _step(message: str) -> float:
@@ -23,12 +28,19 @@ def main() -> int:
     receiver = _receiver.measure()
     _step("cold starts and import times (fresh processes)")
     cold = _coldstart.measure()
+    _step("cold worker: spawn to the first ack at Flatfile (fresh processes, moto's server)")
+    worker = _coldworker.measure()
     _step("no-op jobs and 10,000 ticks, Python and the JS plugin (npm install on first run)")
     lifecycle = _lifecycle.measure()
     _step("worker memory over 1,000 jobs")
     memory = _memory.measure()
-    text = render(receiver, cold, lifecycle, memory, seconds=time.monotonic() - started)
-    (BENCH / "results.md").write_text(text)
+    run = collect(receiver, cold, worker, lifecycle, memory, seconds=time.monotonic() - started)
+    text = render(run, receiver, cold, worker, lifecycle, memory)
+    (readme.RESULTS.parent / "results.md").write_text(text)
+    readme.RESULTS.write_text(json.dumps(run.as_json(), ensure_ascii=False, indent=2) + "\n")
+    with readme.HISTORY.open("a") as history:
+        history.write(json.dumps(run.as_json(), ensure_ascii=False) + "\n")
+    readme.update()
     print(text)
     return 0
 
