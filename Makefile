@@ -9,7 +9,7 @@ SAM_VERSION := 1.170.0
 export PYENV_VERSION := 3.11.7:3.12.1:3.13.0
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: demo test lint typecheck pytest node-test build validate bench chaos events clean
+.PHONY: demo test lint typecheck pytest node-test build validate bench chaos mutate events clean
 
 $(STAMP): pyproject.toml requirements-dev.txt layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ build: validate
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Each mutation of the product code in tests/mutations.py must make its tests fail (by hand; minutes).
+mutate: $(STAMP)
+	$(BIN)/python tests/mutations.py
 
 chaos: $(STAMP)
 	FLATFILE_JOBS_CHAOS_JOBS=1000 $(BIN)/pytest -q -p no:cacheprovider -m slow tests/functional/test_chaos.py
