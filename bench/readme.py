@@ -41,8 +41,8 @@ def block(latest: Run, history: list[Run]) -> str:
     """The generated part of the README: where and when, the table, the goals, the ranges."""
     lines = [
         START,
-        f"Run of {latest.when}, commit {latest.commit}: {latest.machine}; node {latest.node} "
-        "(`bench/results.md` has how each figure was taken).",
+        f"Run of {latest.when}, commit {latest.commit}, {latest.seconds:.0f} s: {latest.machine}; node "
+        f"{latest.node} (`bench/results.md` has how each figure was taken).",
         "",
         *table(latest.rows),
         "",

@@ -44,6 +44,14 @@ class Mutation:
         return mutated if count == 1 and mutated != source else None
 
 
+# Where the redelivery tests live (paths that do not exist are skipped).
+RETRY_TESTS = (
+    "tests/functional/test_worker.py",
+    "tests/functional/test_redelivery.py",
+    "tests/functional/test_dead_letter.py",
+    "tests/functional/test_chaos.py",
+)
+
 MUTATIONS = (
     Mutation(
         "retry-delay-5000s",
@@ -51,7 +59,7 @@ MUTATIONS = (
         f"{SHARED}/flatfile_stack/worker.py",
         r"^(def retry_delay\(.*\) -> int:\n)",
         r"\1    return 5000  # mutated\n",
-        ("tests/functional/test_worker.py", "tests/functional/test_chaos.py", "tests/unit"),
+        RETRY_TESTS,
     ),
     Mutation(
         "no-retry-later",
@@ -59,7 +67,7 @@ MUTATIONS = (
         f"{SHARED}/flatfile_stack/worker.py",
         r"get_runtime\(\)\.queue\.retry_later\(",
         "None and get_runtime().queue.retry_later(",
-        ("tests/functional/test_worker.py", "tests/functional/test_chaos.py", "tests/unit"),
+        RETRY_TESTS,
     ),
     Mutation(
         "no-deadline-interrupt",
@@ -67,8 +75,8 @@ MUTATIONS = (
         f"{SHARED}/flatfile_jobs/_handler_thread.py",
         r"ctypes\.pythonapi\.PyThreadState_SetAsyncExc\(",
         "(lambda *_: 0)(",
-        ("tests/functional/test_chaos.py", "tests/unit/test_lifecycle.py", "tests/unit/test_runtime.py"),
-        select="deadline or timeout or outliving",
+        ("tests/functional/test_chaos.py", "tests/unit/test_lifecycle.py"),
+        select="outliving or deadline_interrupts",
     ),
     Mutation(
         "keep-alive-5s",
@@ -110,7 +118,9 @@ def _pytest(mutation: Mutation, timeout: float) -> tuple[int, str]:
     except subprocess.TimeoutExpired:
         return -1, f"timed out after {timeout:.0f} s"
     lines = [line for line in done.stdout.splitlines() if line.strip()]
-    return done.returncode, lines[-1] if lines else done.stderr.strip()[-200:]
+    failed = [line.split(" - ")[0] for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    summary = lines[-1] if lines else done.stderr.strip()[-200:]
+    return done.returncode, "; ".join([summary, *failed])
 
 
 def check(mutation: Mutation, *, baseline: bool, timeout: float) -> str:

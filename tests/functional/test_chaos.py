@@ -186,7 +186,7 @@ def test_handler_outliving_the_deadline_fails_the_job(fake: FakeFlatfile, stack:
     def slow(event: Any, tick: Any) -> None:
         tick(5, "Working")
         try:
-            for _ in range(300):  # 3 s in small steps, so the interrupt lands between two of them
+            for _ in range(600):  # 6 s in small steps, so the interrupt lands between two of them
                 steps.append(time.monotonic())
                 time.sleep(0.01)
         except BaseException as exc:
@@ -203,21 +203,22 @@ def test_handler_outliving_the_deadline_fails_the_job(fake: FakeFlatfile, stack:
     record = pipe.queue.receive(timeout=1)
     assert record is not None
     started = time.monotonic()
-    result = pipe.run_record(record, remaining=1.5)  # deadline: 1.5 s - 0.5 s margin = 1 s
+    result = pipe.run_record(record, remaining=2.5)  # deadline: 2.5 s - 0.5 s margin = 2 s
     took = time.monotonic() - started
     assert result == {"batchItemFailures": []}
     job = fake.job(job_id)
     assert job["status"] == "failed"
-    assert re.fullmatch(r"Job timed out after [12] s", job["outcome"]["message"]), job["outcome"]
+    # The handler's own time: the deadline less the ack (which a loaded machine can make long).
+    assert re.fullmatch(r"Job timed out after [0-2] s", job["outcome"]["message"]), job["outcome"]
     assert job["info"] == job["outcome"]["message"]
-    assert took < 2.5  # the deadline (1 s) plus the fail call, not the handler's 3 s
-    # The handler itself was stopped: the interrupt reached its loop (an uninterrupted one runs on to 3 s).
-    assert stopped.wait(1.0), "the handler kept running after the deadline"
+    assert took < 4.0  # the deadline (2 s) plus the fail call, not the handler's 6 s
+    # The handler itself was stopped: the interrupt reached its loop (an uninterrupted one runs on to 6 s).
+    assert stopped.wait(1.5), "the handler kept running after the deadline"
     assert [type(exc) for exc in stopped_by] == [JobTimeoutError]
-    assert steps[-1] - started < 2.0, f"last step {steps[-1] - started:.2f} s after the start"
+    assert steps[-1] - started < 3.5, f"last step {steps[-1] - started:.2f} s after the start"
     count = len(steps)
     time.sleep(0.1)
-    assert len(steps) == count < 300
+    assert len(steps) == count < 600
 
 
 # -- a worker process killed mid-job --------------------------------------------------------------------
