@@ -118,7 +118,7 @@ def _pytest(mutation: Mutation, timeout: float) -> tuple[int, str]:
     except subprocess.TimeoutExpired:
         return -1, f"timed out after {timeout:.0f} s"
     lines = [line for line in done.stdout.splitlines() if line.strip()]
-    failed = [line.split(" - ")[0] for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    failed = [line.split(" - ")[0] for line in lines if line.startswith(("FAILED tests/", "ERROR tests/"))]
     summary = lines[-1] if lines else done.stderr.strip()[-200:]
     return done.returncode, "; ".join([summary, *failed])
 
