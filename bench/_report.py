@@ -199,6 +199,7 @@ class Run:
     node: str
     seconds: float
     rows: list[Row]
+    load: str = ""  # the machine's 15-minute load average when the run ended (it is shared)
 
     def goals_line(self) -> str:
         """``Goals met: n of m`` and the items not met."""
@@ -245,7 +246,8 @@ def collect(
         *_memory_rows(memory),
     ]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return Run(when, _commit(), machine(), lifecycle.node or "not available", round(seconds), rows)
+    load = f"{os.getloadavg()[2]:.1f} on {os.cpu_count()} cores"
+    return Run(when, _commit(), machine(), lifecycle.node or "not available", round(seconds), rows, load)
 
 
 def render(
@@ -261,7 +263,8 @@ def render(
         "# flatfile-jobs benchmark",
         "",
         f"Machine: {run.machine}; node {run.node}. Commit {run.commit}, {run.when}; "
-        f"the run took {run.seconds:.0f} s.",
+        f"the run took {run.seconds:.0f} s"
+        + (f"; 15-minute load average at the end {run.load}." if run.load else "."),
         "Reference: the real `@flatfile/plugin-job-handler` 0.5.5 with `@flatfile/listener` 1.1.2 and "
         "`@flatfile/api` 1.23.1 from npm, run with node against the same fake Flatfile API on loopback.",
         "",

@@ -42,7 +42,8 @@ def block(latest: Run, history: list[Run]) -> str:
     lines = [
         START,
         f"Run of {latest.when}, commit {latest.commit}, {latest.seconds:.0f} s: {latest.machine}; node "
-        f"{latest.node} (`bench/results.md` has how each figure was taken).",
+        f"{latest.node}{f'; load average {latest.load}' if latest.load else ''} "
+        "(`bench/results.md` has how each figure was taken).",
         "",
         *table(latest.rows),
         "",
