@@ -24,7 +24,7 @@ ifneq ($(VENV_PYTHON_VERSION),$(PYTHON_VERSION))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: demo test lint typecheck pytest node-test build validate scan lock bench chaos events clean
+.PHONY: demo test lint typecheck pytest node-test build validate scan lock bench chaos mutate events clean
 
 # Installs the locks (requirements-dev.txt holds the layer's pins too), then the project itself.
 $(STAMP): pyproject.toml requirements-dev.txt layers/shared/requirements.txt
@@ -81,6 +81,10 @@ lock: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Each mutation of the product code in tests/mutations.py must make its tests fail (by hand; minutes).
+mutate: $(STAMP)
+	$(BIN)/python tests/mutations.py
 
 chaos: $(STAMP)
 	FLATFILE_JOBS_CHAOS_JOBS=1000 $(BIN)/pytest -q -p no:cacheprovider -m slow tests/functional/test_chaos.py tests/functional/test_parts.py

@@ -1,14 +1,19 @@
-"""``python -m bench``: run every measurement, print the table, write ``bench/results.md``."""
+"""``python -m bench``: run every measurement, print the table, record the run, regenerate the README's table.
+
+Writes ``bench/results.md`` (the report), ``bench/results.json`` (the run, machine-readable), appends the run to
+``bench/history.jsonl`` and rewrites the table between the markers in README.md (``bench/readme.py``).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 
-from . import _coldstart, _lifecycle, _memory, _parts, _receiver, _recovery
-from ._common import BENCH, ROOT
-from ._report import render
+from . import _coldstart, _coldworker, _lifecycle, _memory, _parts, _receiver, _recovery, readme
+from ._common import ROOT
+from ._report import collect, render
 
 
 def _step(message: str) -> float:
@@ -23,6 +28,8 @@ def main() -> int:
     receiver = _receiver.measure()
     _step("cold starts and import times (fresh processes)")
     cold = _coldstart.measure()
+    _step("cold worker: spawn to the first ack at Flatfile (fresh processes, moto's server)")
+    worker = _coldworker.measure()
     _step("no-op jobs and 10,000 ticks, Python and the JS plugin (npm install on first run)")
     lifecycle = _lifecycle.measure()
     _step("worker memory over 1,000 jobs")
@@ -33,10 +40,22 @@ def main() -> int:
         f"a {_parts.PARTS}-part job through the local stack with {', '.join(map(str, _parts.WORKERS))} workers"
     )
     parts = _parts.measure()
-    text = render(
-        receiver, cold, lifecycle, memory, recovery=recovery, parts=parts, seconds=time.monotonic() - started
+    run = collect(
+        receiver,
+        cold,
+        worker,
+        lifecycle,
+        memory,
+        recovery=recovery,
+        parts=parts,
+        seconds=time.monotonic() - started,
     )
-    (BENCH / "results.md").write_text(text)
+    text = render(run, receiver, cold, worker, lifecycle, memory, recovery=recovery, parts=parts)
+    (readme.RESULTS.parent / "results.md").write_text(text)
+    readme.RESULTS.write_text(json.dumps(run.as_json(), ensure_ascii=False, indent=2) + "\n")
+    with readme.HISTORY.open("a") as history:
+        history.write(json.dumps(run.as_json(), ensure_ascii=False) + "\n")
+    readme.update()
     print(text)
     return 0
 

@@ -58,6 +58,8 @@ class LifecycleResult:
     ticks_sync: TickFigures
     ticks_async: TickFigures
     ticks_js: TickFigures | None
+    parity_sync: TickFigures
+    parity_async: TickFigures
     node: str = ""
     js_error: str = ""
 
@@ -95,18 +97,23 @@ def _ticking(spent: list[int], *, asynchronous: bool) -> Callable[..., Any]:
 def child(mode: str, events_path: str, api_url: str, token: str) -> None:
     """The Python side, in a process of its own like node: dispatch the events, print the timings as JSON.
 
-    ``mode`` is ``sync`` or ``async`` (no-op handlers) or ``ticks-sync`` / ``ticks-async``.
+    ``mode`` is ``sync`` or ``async`` (no-op handlers), ``ticks-sync`` / ``ticks-async`` (default
+    ``tick_interval``: ticks coalesce) or ``parity-sync`` / ``parity-async`` (``tick_interval=0``: one awaited
+    request per tick, as the plugin).
     """
     from flatfile_jobs import FlatfileListener, job_handler
 
     with open(events_path) as file:
         events = json.load(file)
     spent: list[int] = []
-    if mode.startswith("ticks"):
-        job, handler = "bench:ticks", _ticking(spent, asynchronous=mode == "ticks-async")
+    options: dict[str, Any] = {"api_url": api_url, "token": token}
+    if mode.startswith(("ticks", "parity")):
+        job, handler = "bench:ticks", _ticking(spent, asynchronous=mode.endswith("async"))
+        if mode.startswith("parity"):
+            options["tick_interval"] = 0
     else:
         job, handler = "bench:noop", _anoop if mode == "async" else _noop
-    listener = FlatfileListener().use(job_handler(job, handler, api_url=api_url, token=token))
+    listener = FlatfileListener().use(job_handler(job, handler, **options))
     times = []
     for event in events:
         started = time.perf_counter()
@@ -128,7 +135,7 @@ def _python(mode: str, events: list[dict[str, Any]], fake: Any) -> dict[str, Any
         path = f"{folder}/events.json"
         with open(path, "w") as file:
             json.dump(events, file)
-        out = run_python(_CHILD, mode, path, fake.url, fake.token)
+        out = run_python(_CHILD, mode, path, fake.url, fake.token, timeout=900)  # parity: 10,000 requests
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
@@ -172,6 +179,7 @@ def measure() -> LifecycleResult:
                 else:
                     _record(js_side, fake, events, out["times"])
         ticks_sync, ticks_async = _ticks(fake, "ticks-sync"), _ticks(fake, "ticks-async")
+        parity_sync, parity_async = _ticks(fake, "parity-sync"), _ticks(fake, "parity-async")
         ticks_js = None
         if not js_error:
             event = fake.create_job_event("bench:ticks")
@@ -187,6 +195,8 @@ def measure() -> LifecycleResult:
         ticks_sync,
         ticks_async,
         ticks_js,
+        parity_sync,
+        parity_async,
         node,
         js_error,
     )

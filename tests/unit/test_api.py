@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from flatfile_jobs import ConfigurationError, FlatfileAPIError
-from flatfile_jobs._api import KEEPALIVE_EXPIRY, FlatfileClient
+from flatfile_jobs._api import KEEPALIVE_EXPIRY, FlatfileClient, client_for
 from flatfile_jobs._config import ApiSettings
 from flatfile_jobs.testing import FakeFlatfile, Fault
 
@@ -111,9 +111,15 @@ def test_settings_are_frozen() -> None:
         settings.token = "other"  # type: ignore[misc]
 
 
-def test_keep_alive_outlasts_gaps_between_warm_invocations() -> None:
-    """The pool keeps idle connections for at least 60 s (httpx's default 5 s loses them between invocations)."""
-    assert KEEPALIVE_EXPIRY >= 60
+async def test_keep_alive_outlasts_gaps_between_warm_invocations() -> None:
+    """The client jobs get keeps idle connections >= 60 s (httpx's default 5 s drops them between invocations)."""
+    client = client_for(ApiSettings.resolve(api_url="http://127.0.0.1:9", token="sk"))
+    try:
+        pool = client._http._transport._pool  # type: ignore[attr-defined]  # httpx's transport, httpcore's pool
+        assert pool._keepalive_expiry >= 60
+        assert pool._keepalive_expiry == KEEPALIVE_EXPIRY
+    finally:
+        await client.aclose()
 
 
 # -- FlatfileClient against the fake ------------------------------------------------------------------------

@@ -80,6 +80,9 @@ def secret_reader(secret_id: str, *, setting: str) -> Callable[[], str]:
             raise ConfigurationError(f"{setting} is not set: give the function the secret's ARN")
         from aws_lambda_powertools.utilities import parameters
 
+        from .log_redaction import hide_secret_values_from_botocore
+
+        hide_secret_values_from_botocore()
         value = str(parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)).strip()
         if not value or value == API_KEY_PLACEHOLDER:
             # The exact command, with this secret's ARN (not a secret itself): the on-call engineer pastes it.

@@ -1,0 +1,37 @@
+"""The README's benchmark table is generated from the recorded run, never typed (``bench/readme.py``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # ``bench`` is a folder of the repository, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from bench._common import Row  # noqa: E402
+from bench._report import Run  # noqa: E402
+from bench.readme import END, RESULTS, START, block, load_history  # noqa: E402
+
+
+def _run(when: str, ratio: str) -> Run:
+    rows = [Row("3. No-op job: median wall time", "2.00 ms", "2.50 ms", ratio, "ratio ≤ 1.0", True)]
+    return Run(when, "abc1234", "a machine", "v20", 60, rows)
+
+
+def test_readme_table_is_the_recorded_run() -> None:
+    """The text between the README's markers is exactly what bench/results.json and the history generate."""
+    readme = (ROOT / "README.md").read_text()
+    generated = readme[readme.index(START) : readme.index(END) + len(END)]
+    latest = Run.from_json(json.loads(RESULTS.read_text()))
+    assert generated == block(latest, load_history())
+    assert latest.goals_line() in generated
+
+
+def test_ranges_come_from_the_recorded_runs() -> None:
+    """With two recorded runs a ratio row gets its min–max; with one run no range is quoted."""
+    first, second = _run("2026-12-01 10:00 UTC", "0.80"), _run("2026-12-02 10:00 UTC", "1.04")
+    assert "0.80–1.04 (2 runs)" in block(second, [first, second])
+    assert "runs kept" not in block(second, [second])
+    assert Run.from_json(json.loads(json.dumps(second.as_json()))) == second
