@@ -9,6 +9,7 @@ Example:
 """
 
 from ._admin import fail_unfinished_job
+from ._durable import StepTick, Steps, long_job_handler
 from ._errors import (
     ConfigurationError,
     DispatchError,
@@ -17,6 +18,7 @@ from ._errors import (
     InvalidOutcomeError,
     JobCanceled,
     JobTimeoutError,
+    StepFailedError,
 )
 from ._events import FlatfileEvent
 from ._listener import FlatfileListener, configure, job_handler
@@ -63,8 +65,12 @@ __all__ = [
     "NextUrl",
     "NextView",
     "NextWait",
+    "StepFailedError",
+    "StepTick",
+    "Steps",
     "configure",
     "fail_unfinished_job",
     "job_handler",
+    "long_job_handler",
     "shutdown",
 ]

@@ -6,7 +6,7 @@ Add a job by writing a module with a ``plugin`` and adding it below.
 
 from flatfile_jobs import FlatfileListener
 
-from . import data_validate, file_process, space_configure, workbook_submit
+from . import data_validate, file_extract, file_process, space_configure, workbook_submit
 
 __all__ = ["listener"]
 
@@ -16,4 +16,5 @@ listener = (
     .use(workbook_submit.plugin)
     .use(file_process.plugin)
     .use(data_validate.plugin)
+    .use(file_extract.plugin)
 )
