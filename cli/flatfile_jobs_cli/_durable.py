@@ -65,7 +65,7 @@ class LocalDurableStarter:
             # The runner stops its scheduler's event loop but leaves it open (aws-durable-execution-sdk-python-
             # testing 1.4.0): close it once it has stopped, or it is reported as a leaked loop and socket.
             loop = getattr(getattr(runner, "_scheduler", None), "_loop", None)
-            runner.close()
+            runner.close()  # type: ignore[no-untyped-call]  # unannotated in the testing package
             if isinstance(loop, asyncio.AbstractEventLoop):
                 deadline = time.monotonic() + 5
                 while loop.is_running() and time.monotonic() < deadline:

@@ -50,6 +50,8 @@ _CLEARED_ENV = (
     "IDEMPOTENCY_TABLE",
     "POLLER_STATE_TABLE",
     "DEADLINE_MARGIN_SECONDS",
+    "DURABLE_WORKER_ARN",
+    "DURABLE_EXECUTION_TIMEOUT_SECONDS",
     "POWERTOOLS_LOGGER_LOG_EVENT",
     "POWERTOOLS_IDEMPOTENCY_DISABLED",
     "FLATFILE_JOBS_SAMPLE_PACE",
@@ -173,6 +175,7 @@ def stack_env(monkeypatch: pytest.MonkeyPatch, aws: AwsStack, fake: FakeFlatfile
             "ALLOW_UNSIGNED": "false",
             "ALLOWED_ENVIRONMENT_IDS": "",
             "DEADLINE_MARGIN_SECONDS": "10",
+            "DURABLE_WORKER_ARN": "",
             "FLATFILE_API_URL": fake.url,
         },
     )

@@ -9,7 +9,7 @@ Example:
 """
 
 from ._admin import fail_unfinished_job
-from ._durable import StepTick, Steps, long_job_handler
+from ._durable import Steps, StepTick, long_job_handler
 from ._errors import (
     ConfigurationError,
     DispatchError,

@@ -40,10 +40,17 @@ if TYPE_CHECKING:
     from ._api import FlatfileClient
     from ._listener import FlatfileListener, Plugin
 
-__all__ = ["Checkpoints", "LongJob", "LongJobHandler", "StepTick", "Steps", "close_long_job_loop", "long_job_handler"]
+__all__ = [
+    "Checkpoints",
+    "LongJob",
+    "LongJobHandler",
+    "StepTick",
+    "Steps",
+    "close_long_job_loop",
+    "long_job_handler",
+]
 
 T = TypeVar("T")
-
 
 
 class StepTick(Protocol):
@@ -138,9 +145,7 @@ class _LoopThread:
         from ._api import close_clients
 
         asyncio.run_coroutine_threadsafe(close_clients(loop), loop).result()
-        stopped = threading.Event()
-        loop.call_soon_threadsafe(lambda: (loop.stop(), stopped.set()))
-        stopped.wait()
+        loop.call_soon_threadsafe(loop.stop)
         while loop.is_running():
             time.sleep(0.001)
         loop.close()
@@ -223,7 +228,9 @@ class _DurableRun:
 
         return _JobRun(FlatfileEvent.of(self.event.raw, api=client), client, self.job_id, self.verbose)
 
-    def result(self, status: JobStatus, message: str | None = None, *, now: float | None = None) -> dict[str, Any]:
+    def result(
+        self, status: JobStatus, message: str | None = None, *, now: float | None = None
+    ) -> dict[str, Any]:
         seconds = round(max(0.0, (now or time.time()) - self.started), 6) if self.started else 0.0
         ended = JobResult(self.job_id, self.event.job or "", self.event.id, status, seconds, message)
         return {"job_id": ended.job_id, "job": ended.job, "status": ended.status, "seconds": ended.seconds,
@@ -247,7 +254,8 @@ class _DurableRun:
             if self.engine.is_engine_error(exc):
                 raise
             status: JobStatus = "timed_out" if isinstance(exc, JobTimeoutError) else "failed"
-            return self.step(FAIL_STEP, lambda _attempt: self._fail(_message(exc), status))
+            message = _message(exc)
+            return self.step(FAIL_STEP, lambda _attempt: self._fail(message, status))
         return self.step(COMPLETE_STEP, lambda _attempt: self._complete(value))
 
     def _ack(self, attempt: int) -> dict[str, Any]:

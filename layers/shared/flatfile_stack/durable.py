@@ -18,10 +18,14 @@ import flatfile_jobs
 from flatfile_jobs import ConfigurationError, StepFailedError
 
 from .runtime import get_runtime
+from .settings import Settings
 
-__all__ = ["SdkCheckpoints", "handler", "run_execution"]
+__all__ = ["LAST_STEP_SECONDS", "SdkCheckpoints", "handler", "run_execution", "time_limit"]
 
 T = TypeVar("T")
+
+# The durable worker's Timeout (900 s, one step's longest run) plus a minute to complete or fail the job.
+LAST_STEP_SECONDS = 960
 
 
 class SdkCheckpoints:
@@ -68,9 +72,18 @@ def run_execution(payload: Mapping[str, Any], context: DurableContext) -> dict[s
     if long_job is None:
         raise ConfigurationError(f"No long job handler matches job {event.get('payload', {}).get('job')!r}")
     flatfile_jobs.configure(token=runtime.api_token())
-    limit = runtime.settings.long_job_time_limit or None
-    return long_job.run_durable(event, SdkCheckpoints(context), time_limit=limit)
+    return long_job.run_durable(event, SdkCheckpoints(context), time_limit=time_limit(runtime.settings))
 
 
-handler = durable_execution(run_execution)
+def time_limit(settings: Settings) -> float | None:
+    """Seconds a long job may run: the execution's timeout less room for its last step (``None``: no limit).
+
+    A step starts only before the limit and ends within the function's timeout, so the job is completed or
+    failed while the execution still runs.
+    """
+    timeout = settings.durable_execution_timeout
+    return max(60.0, timeout - LAST_STEP_SECONDS) if timeout else None
+
+
+handler: Callable[[Any, Any], Any] = durable_execution(run_execution)
 """The Lambda handler of the durable worker (the local run hands it to the SDK's test runner)."""

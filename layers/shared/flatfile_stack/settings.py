@@ -18,7 +18,7 @@ POLLER_STATE_TABLE = "POLLER_STATE_TABLE"
 DEADLINE_MARGIN_SECONDS = "DEADLINE_MARGIN_SECONDS"
 FLATFILE_ENVIRONMENT_ID = "FLATFILE_ENVIRONMENT_ID"
 DURABLE_WORKER_ARN = "DURABLE_WORKER_ARN"
-LONG_JOB_TIME_LIMIT_SECONDS = "LONG_JOB_TIME_LIMIT_SECONDS"
+DURABLE_EXECUTION_TIMEOUT_SECONDS = "DURABLE_EXECUTION_TIMEOUT_SECONDS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ class Settings:
     deadline_margin: float = 10.0
     environment_id: str = ""
     durable_worker_arn: str = ""
-    long_job_time_limit: float = 0.0
+    durable_execution_timeout: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,5 +53,5 @@ class Settings:
             deadline_margin=float(env.get(DEADLINE_MARGIN_SECONDS, "10") or 10),
             environment_id=env.get(FLATFILE_ENVIRONMENT_ID, ""),
             durable_worker_arn=env.get(DURABLE_WORKER_ARN, ""),
-            long_job_time_limit=float(env.get(LONG_JOB_TIME_LIMIT_SECONDS, "0") or 0),
+            durable_execution_timeout=float(env.get(DURABLE_EXECUTION_TIMEOUT_SECONDS, "0") or 0),
         )

@@ -63,7 +63,11 @@ def _run(runtime: Runtime, job: dict[str, Any]) -> dict[str, Any]:
     starter = runtime.durable_starter()
     if starter is not None and runtime.listener.long_job(job["event"]) is not None:
         # A long job runs as a durable execution named after the job; this record is done once it started.
-        return {"job_id": job["job_id"], "results": [], "durable_execution": starter.start(job["job_id"], job["event"])}
+        return {
+            "job_id": job["job_id"],
+            "results": [],
+            "durable_execution": starter.start(job["job_id"], job["event"]),
+        }
     flatfile_jobs.configure(token=runtime.api_token())
     results = runtime.listener.dispatch(job["event"], timeout=job["timeout"])
     finished = [r for r in results if isinstance(r, flatfile_jobs.JobResult)]
