@@ -117,6 +117,8 @@ def _record_metrics(metrics: Metrics, outcome: dict[str, Any]) -> None:
     if outcome.get("duplicate"):
         metrics.add_metric(name="JobsDuplicate", unit=MetricUnit.Count, value=1)
         return
+    if outcome.get("durable_execution"):
+        metrics.add_metric(name="LongJobsStarted", unit=MetricUnit.Count, value=1)
     for result in outcome["results"]:
         metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=_METRIC_BY_STATUS[result["status"]], unit=MetricUnit.Count, value=1)
