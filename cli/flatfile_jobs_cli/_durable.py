@@ -32,6 +32,8 @@ class LocalDurableStarter:
         self._runner: DurableFunctionTestRunner | None = None
         self._timeout = execution_timeout
         self.executions: dict[str, str] = {}
+        self._ended: dict[str, threading.Event] = {}
+        self._results: dict[str, DurableFunctionTestResult | Exception] = {}
         self.starts = 0
 
     def start(self, job_id: str, event: Mapping[str, Any]) -> str:
@@ -42,20 +44,45 @@ class LocalDurableStarter:
             if name not in self.executions:
                 if self._runner is None:
                     self._runner = DurableFunctionTestRunner(handler=durable.handler, poll_interval=0.05)
-                self.executions[name] = self._runner.run_async(
+                arn = self._runner.run_async(
                     input=execution_payload(event),
                     execution_timeout=self._timeout,
                     function_name="DurableWorkerFunction",
                     execution_name=name,
                 )
+                self.executions[name] = arn
+                self._ended[name] = threading.Event()
+                # One waiter per execution: the runner forgets a completion once someone has waited for it.
+                threading.Thread(target=self._wait, args=(self._runner, name, arn), daemon=True).start()
         return name
 
-    def result(self, name: str, *, timeout: int = 60) -> DurableFunctionTestResult:
-        """Wait for the named execution to end and return the runner's record of it."""
-        runner = self._runner
-        if runner is None or name not in self.executions:
-            raise KeyError(name)
-        return runner.wait_for_result(self.executions[name], timeout=timeout)
+    def _wait(self, runner: DurableFunctionTestRunner, name: str, arn: str) -> None:
+        try:
+            self._results[name] = runner.wait_for_result(arn, timeout=self._timeout + 60)
+        except Exception as exc:  # handed to whoever asks for the result
+            self._results[name] = exc
+        finally:
+            self._ended[name].set()
+
+    def result(self, name: str, *, timeout: float = 60) -> DurableFunctionTestResult:
+        """Wait for the named execution to end and return the runner's record of it.
+
+        Raises:
+            KeyError: No execution has that name.
+            TimeoutError: It did not end within ``timeout`` seconds.
+        """
+        if not self._ended[name].wait(timeout):
+            raise TimeoutError(f"durable execution {name} still running after {timeout} s")
+        outcome = self._results[name]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def idle(self) -> bool:
+        """Whether every execution started so far has ended."""
+        with self._lock:
+            ended = list(self._ended.values())
+        return all(event.is_set() for event in ended)
 
     def close(self) -> None:
         """Stop the runner's threads and close the long jobs' event loop."""

@@ -33,6 +33,7 @@ from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
 
 from ._common import CliError, find_root, scoped_env
+from ._durable import LocalDurableStarter
 from ._events import FunctionName
 from ._front import HttpFront, RequestLog
 from ._lambda import (
@@ -124,6 +125,7 @@ class LocalStack:
         self.fake: FakeFlatfile | None = None
         self.queue = MemoryJobQueue()
         self.front: HttpFront | None = None
+        self.durable: LocalDurableStarter | None = None
         self.secret = options.secret or ("" if options.allow_unsigned else new_secret())
         if self.secret:
             try:
@@ -166,6 +168,9 @@ class LocalStack:
         if not token:
             raise CliError("a real Flatfile API needs a key: pass --api-key or set FLATFILE_API_KEY")
         flatfile_jobs.configure(api_url=api_url, token=token)
+        # Long jobs run as durable executions on the SDK's local test runner (waits skipped).
+        self.durable = LocalDurableStarter()
+        self._exits.callback(self.durable.close)
         use_runtime(self._runtime(token))
         self._exits.callback(use_runtime, None)
         self._receiver = load_function(self.root, "receiver")
@@ -198,6 +203,7 @@ class LocalStack:
             persistence=MemoryPersistenceLayer(),
             listener=listener,
             extras={"poller_cursor_store": MemoryCursorStore()},
+            starter=self.durable,
         )
 
     def close(self) -> None:
@@ -256,10 +262,17 @@ class LocalStack:
         thread = threading.Thread(target=run, name=f"invoke-{name}")
         thread.start()
         thread.join()
+        self._wait_for_long_jobs()
         if "error" in outcome:
             raise outcome["error"]
         answer = outcome.get("answer")
         return dict(answer) if isinstance(answer, dict) else {"result": answer}
+
+    def _wait_for_long_jobs(self, timeout: float = 60.0) -> None:
+        """Wait (a while) for the durable executions a worker started: the local run reports them ended."""
+        deadline = time.monotonic() + timeout
+        while self.durable is not None and not self.durable.idle() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until nothing is queued, in flight or dead-lettered and unhandled; ``False`` on timeout.
@@ -271,6 +284,7 @@ class LocalStack:
         while time.monotonic() < deadline:
             with self._dead_lock:
                 idle = self.queue.pending() == 0 and not self.queue.dead_letters and not self._dead_running
+            idle = idle and (self.durable is None or self.durable.idle())
             if idle and idle_before:
                 return True
             idle_before = idle
