@@ -136,7 +136,9 @@ def _header(out: TextIO, style: Style, stack: LocalStack, samples: list[Sample])
         f"  Receiver        {style.cyan(stack.webhook_url)} (HTTP API v2 events, signed deliveries)",
         f"  Queue, workers  in-process queue with SQS records, {stack.options.workers} worker environment(s)",
         "  " + style.yellow("Note") + "            data:validate fails by design: its sheet has no records.",
-        "  " + style.yellow("Long job") + "        file:extract waits 2 x 20 min between its 3 steps: a durable"
+        "  "
+        + style.yellow("Long job")
+        + "        file:extract waits 2 x 20 min between its 3 steps: a durable"
         " execution on the SDK's local test runner, which skips the waits.",
         "",
         f"Delivering {len(samples)} signed job:ready events:",

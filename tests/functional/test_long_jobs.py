@@ -185,7 +185,7 @@ def lambda_api() -> Iterator[_LambdaStandIn]:
         thread.join()
 
 
-def _client(server: _LambdaStandIn) -> Any:  # noqa: ANN401 - a boto3 client
+def _client(server: _LambdaStandIn) -> Any:
     return boto3.client(
         "lambda",
         region_name=REGION,
