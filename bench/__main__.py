@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from . import _coldstart, _lifecycle, _memory, _receiver
+from . import _coldstart, _durable, _lifecycle, _memory, _receiver
 from ._common import BENCH, ROOT
 from ._report import render
 
@@ -27,7 +27,10 @@ def main() -> int:
     lifecycle = _lifecycle.measure()
     _step("worker memory over 1,000 jobs")
     memory = _memory.measure()
+    _step("worker cold start with and without the durable SDK")
+    durable = _durable.measure()
     text = render(receiver, cold, lifecycle, memory, seconds=time.monotonic() - started)
+    text = text.rstrip("\n") + "\n\n" + _durable.render(durable)
     (BENCH / "results.md").write_text(text)
     print(text)
     return 0

@@ -240,3 +240,26 @@ def test_payload_is_the_same_text_for_the_same_event() -> None:
     assert execution_payload({"a": 1, "b": {"c": 2, "d": 3}}) == execution_payload(
         {"b": {"d": 3, "c": 2}, "a": 1}
     )
+
+
+@pytest.mark.parametrize(
+    ("function", "loads"), [("receiver", False), ("worker", False), ("durable_worker", True)]
+)
+def test_only_the_durable_worker_imports_the_sdk(function: str, loads: bool) -> None:
+    """The beta SDK stays off the receiver's and the worker's import paths (a fresh interpreter each)."""
+    import subprocess
+    import sys
+
+    from ._support import ROOT
+
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(ROOT / 'functions' / function / 'app.py')!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(int('aws_durable_execution_sdk_python' in sys.modules))\n"
+    )
+    env = {"AWS_DEFAULT_REGION": REGION, "PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": "t"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True
+    )
+    assert done.stdout.strip() == str(int(loads))
