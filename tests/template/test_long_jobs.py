@@ -101,8 +101,13 @@ def test_durable_execution_policy_is_on_the_durable_worker_only(resources: dict[
 
 
 def test_durable_sdk_is_pinned_in_the_durable_worker_and_the_dev_tools_alike() -> None:
-    """The beta SDK is pinned exactly, in the durable worker's requirements only (not the shared layer)."""
+    """The beta SDK (and the boto3 it needs) is pinned exactly, in the durable worker only (not the shared layer)."""
     function_pins = _pins(ROOT / "functions/durable_worker/requirements.txt")
-    assert function_pins == {"aws-durable-execution-sdk-python==3.0.0"}
-    assert function_pins <= _pins(ROOT / "requirements-dev.txt")
+    assert "aws-durable-execution-sdk-python==3.0.0" in function_pins
+    assert {pin.split("==")[0] for pin in function_pins} == {
+        "aws-durable-execution-sdk-python",
+        "boto3",
+        "botocore",
+    }
+    assert function_pins <= _pins(ROOT / "requirements-dev.txt")  # what the tests ran with
     assert not any("durable" in pin for pin in _pins(ROOT / "layers/shared/requirements.txt"))
