@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import flatfile_jobs
 from flatfile_jobs._polling import MemoryCursorStore
@@ -33,7 +33,6 @@ from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
 
 from ._common import CliError, find_root, scoped_env
-from ._durable import LocalDurableStarter
 from ._events import FunctionName
 from ._front import HttpFront, RequestLog
 from ._lambda import (
@@ -46,6 +45,9 @@ from ._lambda import (
     new_secret,
 )
 from ._logs import LogRoute
+
+if TYPE_CHECKING:
+    from ._durable import LocalDurableStarter
 
 __all__ = ["LOCAL_ENV", "LocalContext", "LocalOptions", "LocalStack", "close_thread_loop", "ensure_jobs"]
 
@@ -168,7 +170,10 @@ class LocalStack:
         if not token:
             raise CliError("a real Flatfile API needs a key: pass --api-key or set FLATFILE_API_KEY")
         flatfile_jobs.configure(api_url=api_url, token=token)
-        # Long jobs run as durable executions on the SDK's local test runner (waits skipped).
+        # Long jobs run as durable executions on the SDK's local test runner (waits skipped); imported here,
+        # as the runner and the SDK are only needed once a stack starts.
+        from ._durable import LocalDurableStarter
+
         self.durable = LocalDurableStarter()
         self._exits.callback(self.durable.close)
         use_runtime(self._runtime(token))
