@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from . import _coldstart, _coldworker, _lifecycle, _memory, _parts, _receiver, _recovery, readme
+from . import _coldstart, _coldworker, _durable, _lifecycle, _memory, _parts, _receiver, _recovery, readme
 from ._common import ROOT
 from ._report import collect, render
 
@@ -40,6 +40,8 @@ def main() -> int:
         f"a {_parts.PARTS}-part job through the local stack with {', '.join(map(str, _parts.WORKERS))} workers"
     )
     parts = _parts.measure()
+    _step("worker cold start with and without the durable SDK")
+    durable = _durable.measure()
     run = collect(
         receiver,
         cold,
@@ -51,6 +53,7 @@ def main() -> int:
         seconds=time.monotonic() - started,
     )
     text = render(run, receiver, cold, worker, lifecycle, memory, recovery=recovery, parts=parts)
+    text = text.rstrip("\n") + "\n\n" + _durable.render(durable)
     (readme.RESULTS.parent / "results.md").write_text(text)
     readme.RESULTS.write_text(json.dumps(run.as_json(), ensure_ascii=False, indent=2) + "\n")
     with readme.HISTORY.open("a") as history:

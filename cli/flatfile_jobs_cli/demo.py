@@ -153,6 +153,10 @@ def _header(out: TextIO, style: Style, stack: LocalStack, samples: list[Sample])
         "  " + style.yellow("Note") + "            data:validate fails by design: its sheet has no records.",
         f"  Multi-part      {MULTIPART_JOB} splits into {MULTIPART_PARTS} parts: each part's job:ready and the "
         "parent's job:parts-completed come back signed through the receiver.",
+        "  "
+        + style.yellow("Long job")
+        + "        file:extract waits 2 x 20 min between its 3 steps: a durable"
+        " execution on the SDK's local test runner, which skips the waits.",
         "",
         f"Delivering {len(samples)} signed job:ready events:",
     ]

@@ -55,6 +55,9 @@ from ._reload import HandlerReloader
 if TYPE_CHECKING:
     import httpx
 
+if TYPE_CHECKING:
+    from ._durable import LocalDurableStarter
+
 __all__ = ["LOCAL_ENV", "LocalContext", "LocalOptions", "LocalStack", "close_thread_loop", "ensure_jobs"]
 
 
@@ -143,6 +146,7 @@ class LocalStack:
         # a minute per second here, so a local retry or dead letter takes seconds.
         self.queue = MemoryJobQueue(backoff_scale=LOCAL_BACKOFF_SCALE)
         self.front: HttpFront | None = None
+        self.durable: LocalDurableStarter | None = None
         self.secret = options.secret or ("" if options.allow_unsigned else new_secret())
         if self.secret:
             try:
@@ -188,6 +192,12 @@ class LocalStack:
         if not token:
             raise CliError("a real Flatfile API needs a key: pass --api-key or set FLATFILE_API_KEY")
         flatfile_jobs.configure(api_url=api_url, token=token)
+        # Long jobs run as durable executions on the SDK's local test runner (waits skipped); imported here,
+        # as the runner and the SDK are only needed once a stack starts.
+        from ._durable import LocalDurableStarter
+
+        self.durable = LocalDurableStarter()
+        self._exits.callback(self.durable.close)
         runtime = self._runtime(token)
         use_runtime(runtime)
         self._exits.callback(use_runtime, None)
@@ -232,6 +242,7 @@ class LocalStack:
             persistence=MemoryPersistenceLayer(),
             listener=listener,
             extras={"poller_cursor_store": MemoryCursorStore()},
+            starter=self.durable,
         )
 
     def close(self) -> None:
@@ -290,10 +301,17 @@ class LocalStack:
         thread = threading.Thread(target=run, name=f"invoke-{name}")
         thread.start()
         thread.join()
+        self._wait_for_long_jobs()
         if "error" in outcome:
             raise outcome["error"]
         answer = outcome.get("answer")
         return dict(answer) if isinstance(answer, dict) else {"result": answer}
+
+    def _wait_for_long_jobs(self, timeout: float = 60.0) -> None:
+        """Wait (a while) for the durable executions a worker started: the local run reports them ended."""
+        deadline = time.monotonic() + timeout
+        while self.durable is not None and not self.durable.idle() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until nothing is queued, in flight or dead-lettered and unhandled; ``False`` on timeout.
@@ -305,6 +323,7 @@ class LocalStack:
         while time.monotonic() < deadline:
             with self._dead_lock:
                 idle = self.queue.pending() == 0 and not self.queue.dead_letters and not self._dead_running
+            idle = idle and (self.durable is None or self.durable.idle())
             if idle and idle_before:
                 return True
             idle_before = idle

@@ -1,4 +1,4 @@
-"""`flatfile-jobs demo`: the sample jobs end as designed; the board draws live on a TTY, lines otherwise."""
+"""`flatfile-jobs demo`: the six sample jobs (one multi-part, one long) end as designed; the board draws live on a TTY, lines otherwise."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_exits_0_with_three_complete_and_data_validate_failed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The demo delivers five signed events over HTTP (one a multi-part job), each job ends as expected (exit 0)."""
+    """The demo delivers six signed events over HTTP (one a multi-part job, one long), each ends as expected (exit 0)."""
     assert main(["demo", "--pace", "0"]) == 0
     out = capsys.readouterr().out
-    assert out.count("202 accepted") == 5
+    assert out.count("202 accepted") == 6
     assert "data:validate fails by design" in out
     for line in (
         "space:configure  complete   Job complete",
@@ -27,9 +27,10 @@ def test_demo_exits_0_with_three_complete_and_data_validate_failed(
         "file:process     complete   Your file was processed successfully.",
         "data:validate    failed     Validation failed: No records found to validate.",
         "workbook:export  complete   Workbook exported in 8 parts.",
+        "file:extract     complete   Extracted 1200 records from 3 sheets.",
     ):
         assert line in out
-    assert "All 5 jobs ended as expected (4 complete, data:validate failed by design)" in out
+    assert "All 6 jobs ended as expected (5 complete, data:validate failed by design)" in out
     assert "\x1b[" not in out  # not a terminal: plain lines, no ANSI
 
 
@@ -68,11 +69,11 @@ def test_a_completed_jobs_final_progress_is_100_as_flatfiles_api_reports_it(
 def test_demo_builds_missing_event_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without events/receiver/*.json the demo builds the four events itself and still passes."""
+    """Without events/receiver/*.json the demo builds the five events itself and still passes."""
     (tmp_path / "functions").symlink_to(ROOT / "functions")
     monkeypatch.setenv("FLATFILE_JOBS_ROOT", str(tmp_path))
     assert main(["demo", "--pace", "0", "--workers", "1"]) == 0
-    assert capsys.readouterr().out.count("built (no event file)") == 4
+    assert capsys.readouterr().out.count("built (no event file)") == 5
 
 
 class Terminal(io.StringIO):

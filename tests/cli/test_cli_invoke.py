@@ -118,13 +118,13 @@ def test_a_dead_letter_event_fails_its_job(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_a_scheduled_event_runs_the_poller(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A schedule event runs the poller against the fake, which holds the four sample jobs' events."""
+    """A schedule event runs the poller against the fake, which holds the five sample jobs' events."""
     schedule = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
     code, answer, err = invoke(capsys, str(write(tmp_path / "tick.json", schedule)))
     assert code == 0
-    assert answer["enqueued"] == 4
+    assert answer["enqueued"] == 5
     assert answer["environmentId"] == "us_env_local"
-    assert "Enqueued for the worker: 4 message(s)" in err
+    assert "Enqueued for the worker: 5 message(s)" in err
 
 
 def test_function_flag_overrides_detection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

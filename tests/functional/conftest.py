@@ -52,6 +52,8 @@ _CLEARED_ENV = (
     "DEADLINE_MARGIN_SECONDS",
     "WORKER_MEMORY_MB",
     "WORKER_TIMEOUT_SECONDS",
+    "DURABLE_WORKER_ARN",
+    "DURABLE_EXECUTION_TIMEOUT_SECONDS",
     "POWERTOOLS_LOGGER_LOG_EVENT",
     "POWERTOOLS_IDEMPOTENCY_DISABLED",
     "FLATFILE_JOBS_SAMPLE_PACE",
@@ -176,6 +178,7 @@ def stack_env(monkeypatch: pytest.MonkeyPatch, aws: AwsStack, fake: FakeFlatfile
             "ALLOWED_ENVIRONMENT_IDS": "",
             "DEADLINE_MARGIN_SECONDS": "10",
             "WORKER_TIMEOUT_SECONDS": "900",
+            "DURABLE_WORKER_ARN": "",
             "FLATFILE_API_URL": fake.url,
         },
     )

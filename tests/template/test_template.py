@@ -371,6 +371,12 @@ def test_functions_get_the_env_their_code_reads(template: Template, resources: d
             "JOB_QUEUE_URL": ref("JobQueue"),
             "FLATFILE_API_KEY_SECRET_ID": ref("FlatfileApiKeySecret"),
             "POWERTOOLS_SERVICE_NAME": "flatfile-jobs-worker",
+            "DURABLE_WORKER_ARN": {"Fn::If": ["LongJobsEnabled", ref("DurableWorkerFunction.Alias"), ""]},
+        },
+        "DurableWorkerFunction": {
+            "FLATFILE_API_KEY_SECRET_ID": ref("FlatfileApiKeySecret"),
+            "DURABLE_EXECUTION_TIMEOUT_SECONDS": ref("LongJobTimeout"),
+            "POWERTOOLS_SERVICE_NAME": "flatfile-jobs-durable-worker",
         },
         "DeadLetterFunction": {
             "FLATFILE_API_KEY_SECRET_ID": ref("FlatfileApiKeySecret"),
@@ -422,7 +428,7 @@ def test_no_env_var_holds_a_secret_value(template: Template, resources: dict[str
                 assert not any(secret in text for secret in secrets), (
                     f"{name}.{key}: only *_SECRET_ID names a secret"
                 )
-    assert secret_ids == 4  # receiver, worker, dead-letter, poller
+    assert secret_ids == 5  # receiver, worker, durable worker, dead-letter, poller
 
 
 def test_secrets_are_generated_or_placeholders(resources: dict[str, Any]) -> None:

@@ -39,9 +39,13 @@ EXPECTED = {
     "NextWait",
     "PartResult",
     "PartResults",
+    "StepFailedError",
+    "StepTick",
+    "Steps",
     "configure",
     "fail_unfinished_job",
     "job_handler",
+    "long_job_handler",
     "multipart_job_handler",
     "shutdown",
 }
@@ -99,7 +103,7 @@ def test_errors_share_one_root() -> None:
     """Every public exception derives from FlatfileJobsError, and their names end in Error (JobCanceled aside)."""
     errors = [getattr(flatfile_jobs, n) for n in EXPECTED if inspect.isclass(getattr(flatfile_jobs, n))]
     errors = [e for e in errors if issubclass(e, BaseException)]
-    assert len(errors) == 7
+    assert len(errors) == 8
     assert all(issubclass(e, flatfile_jobs.FlatfileJobsError) for e in errors)
     assert {e.__name__ for e in errors if not e.__name__.endswith("Error")} == {"JobCanceled"}
 

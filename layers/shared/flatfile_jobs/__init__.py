@@ -9,6 +9,7 @@ Example:
 """
 
 from ._admin import fail_unfinished_job
+from ._durable import Steps, StepTick, long_job_handler
 from ._errors import (
     ConfigurationError,
     DispatchError,
@@ -17,6 +18,7 @@ from ._errors import (
     InvalidOutcomeError,
     JobCanceled,
     JobTimeoutError,
+    StepFailedError,
 )
 from ._events import FlatfileEvent
 from ._listener import FlatfileListener, configure, job_handler
@@ -68,9 +70,13 @@ __all__ = [
     "NextWait",
     "PartResult",
     "PartResults",
+    "StepFailedError",
+    "StepTick",
+    "Steps",
     "configure",
     "fail_unfinished_job",
     "job_handler",
+    "long_job_handler",
     "multipart_job_handler",
     "shutdown",
 ]

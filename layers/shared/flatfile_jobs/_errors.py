@@ -7,6 +7,7 @@
     ├── FlatfileAPIError            an API call failed for good (status, method, path, job_id)
     ├── JobCanceled                 the job was canceled in Flatfile; raised by ``tick`` inside the handler
     ├── JobTimeoutError             the lifecycle's deadline passed; raised inside a still-running handler
+    ├── StepFailedError             a long job's step failed after its attempts (its message fails the job)
     ├── InvalidOutcomeError         a handler returned something that is not a JobCompleteDetails
     ├── DispatchError               a listener callback failed (``errors`` holds every failure)
     └── DeliveryError               a webhook delivery is refused (the receiver maps each to an HTTP status)
@@ -35,6 +36,7 @@ __all__ = [
     "JobTimeoutError",
     "MalformedJSONError",
     "PayloadTooLargeError",
+    "StepFailedError",
     "UnsupportedMediaTypeError",
     "WebhookVerificationError",
 ]
@@ -84,6 +86,20 @@ class JobTimeoutError(FlatfileJobsError):
         super().__init__(f"Job timed out after {seconds:.0f} s")
         self.job_id = job_id
         self.seconds = seconds
+
+
+class StepFailedError(FlatfileJobsError):
+    """A long job's step failed after its attempts; its message is the step's own error message.
+
+    Attributes:
+        step: The step's name.
+        error_type: The name of the exception class the step raised last.
+    """
+
+    def __init__(self, step: str, message: str, *, error_type: str = "") -> None:
+        super().__init__(message)
+        self.step = step
+        self.error_type = error_type
 
 
 class InvalidOutcomeError(FlatfileJobsError, ValueError):

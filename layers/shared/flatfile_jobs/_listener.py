@@ -6,13 +6,16 @@ import contextvars
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from ._config import ApiSettings, debug_from_env
 from ._errors import DispatchError
 from ._events import FlatfileEvent
 from ._log import get_logger
 from ._matching import flatten, matches_flat, matches_topic
+
+if TYPE_CHECKING:
+    from ._durable import LongJob
 
 __all__ = ["Callback", "FlatfileListener", "Plugin", "configure", "job_handler"]
 
@@ -139,6 +142,14 @@ class FlatfileListener:
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether any callback would run for ``event``."""
         return next(self._selected(event), None) is not None
+
+    def long_job(self, event: Mapping[str, Any]) -> LongJob | None:
+        """The first long job (``long_job_handler``) ``event`` matches, ``None`` when it matches none."""
+        for sub in self._selected(event):
+            long_job: LongJob | None = getattr(sub.callback, "long_job", None)
+            if long_job is not None:
+                return long_job
+        return None
 
     def dispatch(self, event: Mapping[str, Any], *, timeout: float | None = None) -> list[Any]:
         """Run every matching callback in registration order; see :meth:`adispatch`."""

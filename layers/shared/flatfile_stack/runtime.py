@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from flatfile_jobs import FlatfileListener
 
+    from .long_jobs import DurableStarter
     from .queues import JobQueue
 
 __all__ = ["Runtime", "get_runtime", "in_aws", "secret_reader", "use_runtime"]
@@ -40,6 +41,8 @@ class Runtime:
         listener: The app's job handlers.
         persistence: The worker's idempotency store; built from the settings on first use when not given
             (DynamoDB when ``IDEMPOTENCY_TABLE`` is set), so the receiver never imports it.
+        starter: Starts long jobs' durable executions; built from ``DURABLE_WORKER_ARN`` when not given.
+            ``None`` with no ARN: long jobs are off and run like any job.
     """
 
     settings: Settings
@@ -49,6 +52,15 @@ class Runtime:
     listener: FlatfileListener
     persistence: BasePersistenceLayer | None = None
     extras: dict[str, object] = field(default_factory=dict)
+    starter: DurableStarter | None = None
+
+    def durable_starter(self) -> DurableStarter | None:
+        """The long jobs' starter, ``None`` when long jobs are off (built once, on first use)."""
+        if self.starter is None and self.settings.durable_worker_arn:
+            from .long_jobs import LambdaDurableStarter
+
+            self.starter = LambdaDurableStarter(self.settings.durable_worker_arn)
+        return self.starter
 
     def idempotency_store(self) -> BasePersistenceLayer:
         """The worker's idempotency store (built once, on first use)."""

@@ -19,6 +19,8 @@ DEADLINE_MARGIN_SECONDS = "DEADLINE_MARGIN_SECONDS"
 FLATFILE_ENVIRONMENT_ID = "FLATFILE_ENVIRONMENT_ID"
 WORKER_MEMORY_MB = "WORKER_MEMORY_MB"
 WORKER_TIMEOUT_SECONDS = "WORKER_TIMEOUT_SECONDS"
+DURABLE_WORKER_ARN = "DURABLE_WORKER_ARN"
+DURABLE_EXECUTION_TIMEOUT_SECONDS = "DURABLE_EXECUTION_TIMEOUT_SECONDS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,8 @@ class Settings:
     visibility_seconds: float = 90.0
     worker_memory_mb: int = 0
     worker_timeout: int = 0
+    durable_worker_arn: str = ""
+    durable_execution_timeout: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,4 +66,6 @@ class Settings:
             environment_id=env.get(FLATFILE_ENVIRONMENT_ID, ""),
             worker_memory_mb=int(env.get(WORKER_MEMORY_MB, "0") or 0),
             worker_timeout=int(env.get(WORKER_TIMEOUT_SECONDS, "0") or 0),
+            durable_worker_arn=env.get(DURABLE_WORKER_ARN, ""),
+            durable_execution_timeout=float(env.get(DURABLE_EXECUTION_TIMEOUT_SECONDS, "0") or 0),
         )

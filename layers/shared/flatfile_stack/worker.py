@@ -158,6 +158,10 @@ def _job_beat(runtime: Runtime, job_id: str, receipt_handle: str | None) -> Call
 
 
 def _run(runtime: Runtime, job_id: str, event: dict[str, Any], timeout: float) -> dict[str, Any]:
+    starter = runtime.durable_starter()
+    if starter is not None and runtime.listener.long_job(event) is not None:
+        # A long job runs as a durable execution named after the job; this record is done once it started.
+        return {"job_id": job_id, "results": [], "durable_execution": starter.start(job_id, event)}
     flatfile_jobs.configure(token=runtime.api_token())
     results = runtime.listener.dispatch(event, timeout=timeout)
     finished = [r for r in results if isinstance(r, flatfile_jobs.JobResult)]
@@ -312,6 +316,8 @@ def _record_metrics(metrics: Metrics, outcome: dict[str, Any]) -> None:
     if outcome.get("duplicate"):
         metrics.add_metric(name="JobsDuplicate", unit=MetricUnit.Count, value=1)
         return
+    if outcome.get("durable_execution"):
+        metrics.add_metric(name="LongJobsStarted", unit=MetricUnit.Count, value=1)
     for result in outcome["results"]:
         metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=_METRIC_BY_STATUS[result["status"]], unit=MetricUnit.Count, value=1)

@@ -6,7 +6,7 @@ Add a job by writing a module with a ``plugin`` and adding it below.
 
 from flatfile_jobs import FlatfileListener
 
-from . import data_validate, file_process, space_configure, workbook_export, workbook_submit
+from . import data_validate, file_extract, file_process, space_configure, workbook_export, workbook_submit
 
 __all__ = ["listener"]
 
@@ -17,4 +17,5 @@ listener = (
     .use(file_process.plugin)
     .use(data_validate.plugin)
     .use(workbook_export.plugin)
+    .use(file_extract.plugin)
 )

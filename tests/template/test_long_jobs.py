@@ -1,0 +1,113 @@
+"""Long jobs in template.yaml: the durable worker, its alias, the switch, and IAM scoped to the alias."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+Template = dict[str, Any]
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"Ref": name}
+
+
+ALIAS = ref("DurableWorkerFunction.Alias")
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    """template.yaml as cfn-lint reads it (short tags such as ``!Ref`` become their long forms)."""
+    decode = importlib.import_module("cfnlint.decode")
+    loaded, errors = decode.decode_str((ROOT / "template.yaml").read_text(encoding="utf-8"))
+    assert not errors
+    return dict(loaded)
+
+
+@pytest.fixture(scope="module")
+def resources(template: Template) -> dict[str, Any]:
+    return dict(template["Resources"])
+
+
+def _pins(path: Path) -> set[str]:
+    return {
+        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
+    }
+
+
+def test_long_jobs_are_a_switch_that_is_off_by_default(template: Template, resources: dict[str, Any]) -> None:
+    """EnableLongJobs defaults to "false" and conditions the durable worker and its log group."""
+    assert template["Parameters"]["EnableLongJobs"]["Default"] == "false"
+    assert template["Parameters"]["EnableLongJobs"]["AllowedValues"] == ["false", "true"]
+    assert template["Conditions"]["LongJobsEnabled"] == {"Fn::Equals": [ref("EnableLongJobs"), "true"]}
+    assert resources["DurableWorkerFunction"]["Condition"] == "LongJobsEnabled"
+    assert resources["DurableWorkerLogGroup"]["Condition"] == "LongJobsEnabled"
+
+
+def test_durable_worker_has_durable_config_and_an_alias(
+    template: Template, resources: dict[str, Any]
+) -> None:
+    """DurableConfig's execution timeout is the LongJobTimeout parameter (≤ 366 days); AutoPublishAlias is set."""
+    props = resources["DurableWorkerFunction"]["Properties"]
+    assert props["DurableConfig"]["ExecutionTimeout"] == ref("LongJobTimeout")
+    assert 1 <= props["DurableConfig"]["RetentionPeriodInDays"] <= 90
+    assert props["AutoPublishAlias"] == "live"
+    assert props["Timeout"] == 900
+    timeout = template["Parameters"]["LongJobTimeout"]
+    assert timeout["MaxValue"] == 366 * 24 * 3600
+    from flatfile_stack.durable import LAST_STEP_SECONDS
+
+    assert timeout["MinValue"] > LAST_STEP_SECONDS > props["Timeout"]
+    assert props["CodeUri"] == "functions/durable_worker/"
+
+
+def test_worker_may_invoke_the_alias_only(resources: dict[str, Any]) -> None:
+    """The worker's only Lambda permission is InvokeFunction on the durable worker's alias, when long jobs are on."""
+    policies = resources["WorkerFunction"]["Properties"]["Policies"]
+    conditional = [p["Fn::If"] for p in policies if "Fn::If" in p]
+    assert conditional == [
+        [
+            "LongJobsEnabled",
+            {"Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": ALIAS}]},
+            ref("AWS::NoValue"),
+        ]
+    ]
+    env = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["DURABLE_WORKER_ARN"] == {"Fn::If": ["LongJobsEnabled", ALIAS, ""]}
+
+
+def test_durable_execution_policy_is_on_the_durable_worker_only(resources: dict[str, Any]) -> None:
+    """Checkpoint and state actions, on the durable worker's own versions; no other function has them."""
+    props = resources["DurableWorkerFunction"]["Properties"]
+    statements = [s for p in props["Policies"] if "Statement" in p for s in p["Statement"]]
+    assert statements == [
+        {
+            "Effect": "Allow",
+            "Action": ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"],
+            "Resource": {
+                "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+                "${AWS::StackName}-durable-worker:*"
+            },
+        }
+    ]
+    assert props["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-durable-worker"}
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::Serverless::Function" and name != "DurableWorkerFunction":
+            assert "DurableExecution" not in str(resource["Properties"].get("Policies")), name
+
+
+def test_durable_sdk_is_pinned_in_the_durable_worker_and_the_dev_tools_alike() -> None:
+    """The beta SDK (and the boto3 it needs) is pinned exactly, in the durable worker only (not the shared layer)."""
+    function_pins = _pins(ROOT / "functions/durable_worker/requirements.txt")
+    assert "aws-durable-execution-sdk-python==3.0.0" in function_pins
+    assert {pin.split("==")[0] for pin in function_pins} == {
+        "aws-durable-execution-sdk-python",
+        "boto3",
+        "botocore",
+    }
+    assert function_pins <= _pins(ROOT / "requirements-dev.txt")  # what the tests ran with
+    assert not any("durable" in pin for pin in _pins(ROOT / "layers/shared/requirements.txt"))
