@@ -34,8 +34,11 @@ def resources(template: Template) -> dict[str, Any]:
 
 
 def _pins(path: Path) -> set[str]:
+    """``name==version`` lines of a requirements file or a hashed lock (hashes and markers left out)."""
     return {
-        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
+        line.split(";")[0].removesuffix("\\").strip()
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.startswith(("#", " "))
     }
 
 
@@ -65,27 +68,35 @@ def test_durable_worker_has_durable_config_and_an_alias(
     assert props["CodeUri"] == "functions/durable_worker/"
 
 
+def _role_statements(resources: dict[str, Any], role: str) -> list[Any]:
+    return [s for p in resources[role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
 def test_worker_may_invoke_the_alias_only(resources: dict[str, Any]) -> None:
     """The worker's only Lambda permission is InvokeFunction on the durable worker's alias, when long jobs are on."""
-    policies = resources["WorkerFunction"]["Properties"]["Policies"]
-    conditional = [p["Fn::If"] for p in policies if "Fn::If" in p]
+    statements = _role_statements(resources, "WorkerRole")
+    conditional = [s["Fn::If"] for s in statements if "Fn::If" in s]
     assert conditional == [
         [
             "LongJobsEnabled",
-            {"Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": ALIAS}]},
+            {"Sid": "StartLongJobs", "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": ALIAS},
             ref("AWS::NoValue"),
         ]
     ]
+    assert not [s for s in statements if "Fn::If" not in s and "lambda:" in str(s["Action"])]
     env = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
     assert env["DURABLE_WORKER_ARN"] == {"Fn::If": ["LongJobsEnabled", ALIAS, ""]}
 
 
 def test_durable_execution_policy_is_on_the_durable_worker_only(resources: dict[str, Any]) -> None:
-    """Checkpoint and state actions, on the durable worker's own versions; no other function has them."""
+    """Checkpoint and state actions, on the durable worker's own versions; no other role has them."""
     props = resources["DurableWorkerFunction"]["Properties"]
-    statements = [s for p in props["Policies"] if "Statement" in p for s in p["Statement"]]
-    assert statements == [
+    assert props["Role"] == {"Fn::GetAtt": ["DurableWorkerRole", "Arn"]}
+    assert resources["DurableWorkerRole"]["Condition"] == "LongJobsEnabled"
+    durable = [s for s in _role_statements(resources, "DurableWorkerRole") if "DurableExecution" in str(s)]
+    assert durable == [
         {
+            "Sid": "CheckpointOwnExecutions",
             "Effect": "Allow",
             "Action": ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"],
             "Resource": {
@@ -96,8 +107,11 @@ def test_durable_execution_policy_is_on_the_durable_worker_only(resources: dict[
     ]
     assert props["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-durable-worker"}
     for name, resource in resources.items():
-        if resource["Type"] == "AWS::Serverless::Function" and name != "DurableWorkerFunction":
-            assert "DurableExecution" not in str(resource["Properties"].get("Policies")), name
+        if name != "DurableWorkerRole" and resource["Type"] in {
+            "AWS::IAM::Role",
+            "AWS::Serverless::Function",
+        }:
+            assert "DurableExecution" not in str(resource["Properties"]), name
 
 
 def test_durable_sdk_is_pinned_in_the_durable_worker_and_the_dev_tools_alike() -> None:

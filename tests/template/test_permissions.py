@@ -27,6 +27,14 @@ BASIC_EXECUTION = "service-role/AWSLambdaBasicExecutionRole"
 EVENT_SOURCE_SQS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 # Powertools' DynamoDBPersistenceLayer: get_item, put_item (conditional), update_item, delete_item.
 IDEMPOTENCY_DYNAMODB = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+# AWSLambdaBasicDurableExecutionRolePolicy's actions, granted on the durable worker's own versions: an execution
+# runs on a published version, which the role cannot name without depending on it (the one wildcard allowed).
+DURABLE_EXECUTION = {"lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"}
+DURABLE_WORKER_VERSIONS = json.dumps(
+    {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-durable-worker:*"
+    }
+)
 # IAM accepts only "*" as the resource of these; none of them is granted today.
 RESOURCE_STAR_ONLY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
 
@@ -40,9 +48,14 @@ EXPECTED_GRANTS = {
     # SqsJobQueue.send; the webhook secret through Powertools parameters.
     "ReceiverFunction": _grants({"sqs:SendMessage"}, "JobQueue")
     | _grants({"secretsmanager:GetSecretValue"}, "WebhookSigningSecret"),
-    # The event source; SqsJobQueue.retry_later (ChangeMessageVisibility); idempotency; the API key.
+    # The event source; SqsJobQueue.retry_later (ChangeMessageVisibility); idempotency; the API key;
+    # LambdaDurableStarter (Invoke of the durable worker's alias, when long jobs are on).
     "WorkerFunction": _grants(EVENT_SOURCE_SQS | {"sqs:ChangeMessageVisibility"}, "JobQueue")
     | _grants(IDEMPOTENCY_DYNAMODB, "IdempotencyTable")
+    | _grants({"secretsmanager:GetSecretValue"}, "FlatfileApiKeySecret")
+    | _grants({"lambda:InvokeFunction"}, "DurableWorkerFunctionAliaslive"),
+    # The SDK's checkpoints on its own function's versions; the API key.
+    "DurableWorkerFunction": _grants(DURABLE_EXECUTION, DURABLE_WORKER_VERSIONS)
     | _grants({"secretsmanager:GetSecretValue"}, "FlatfileApiKeySecret"),
     # The event source; job_record_status (get_item: did the run die in progress?); the API key.
     "DeadLetterFunction": _grants(EVENT_SOURCE_SQS, "DeadLetterQueue")
@@ -115,8 +128,10 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The role's statements; a conditional one (``Fn::If``) as it reads when its condition holds."""
     for policy in role["Properties"].get("Policies", []):
-        yield from _as_list(policy["PolicyDocument"]["Statement"])
+        for statement in _as_list(policy["PolicyDocument"]["Statement"]):
+            yield statement["Fn::If"][1] if set(statement) == {"Fn::If"} else statement
 
 
 def function_roles(expanded: Template) -> dict[str, dict[str, Any]]:
@@ -147,7 +162,14 @@ def wildcard_grants(statement: dict[str, Any]) -> list[str]:
         if not isinstance(action, str) or "*" in action or "?" in action:
             problems.append(f"wildcard action {action!r}")
     for resource in _as_list(statement.get("Resource", [])):
-        if "*" in json.dumps(resource) and not set(actions) <= RESOURCE_STAR_ONLY:
+        versions_of_one_function = (
+            set(actions) <= DURABLE_EXECUTION and json.dumps(resource) == DURABLE_WORKER_VERSIONS
+        )
+        if (
+            "*" in json.dumps(resource)
+            and not set(actions) <= RESOURCE_STAR_ONLY
+            and not versions_of_one_function
+        ):
             problems.append(f"{actions} on wildcard resource {json.dumps(resource)}")
     return problems
 
