@@ -6,8 +6,9 @@ Run by hand (not part of ``make test``): ``make mutate``, or ``.venv/bin/python 
 Each mutation edits one file in place, runs its tests with ``pytest -x`` and puts the file's original bytes
 back in ``finally`` (also on Ctrl-C or SIGTERM), so uncommitted work in that file survives. Verdicts:
 ``caught`` (pytest reported failures), ``SURVIVED`` (the tests passed: a promise without a test), ``anchor
-gone`` (the code no longer contains what the mutation edits: update it here), ``error`` (pytest could not
-run, e.g. a mutation that no longer compiles). The exit code is 0 only when every mutation was caught.
+gone`` (the code no longer contains what the mutation edits: update it here), ``tests gone`` (a test file
+listed here was moved: update it here; a test name pytest cannot find is an ``error``), ``error`` (pytest could
+not run, e.g. a mutation that no longer compiles). The exit code is 0 only when every mutation was caught.
 """
 
 from __future__ import annotations
@@ -44,12 +45,9 @@ class Mutation:
         return mutated if count == 1 and mutated != source else None
 
 
-# Where the redelivery tests live (paths that do not exist are skipped).
-RETRY_TESTS = (
-    "tests/functional/test_worker.py",
-    "tests/functional/test_redelivery.py",
-    "tests/functional/test_dead_letter.py",
-    "tests/functional/test_chaos.py",
+# The backoff schedule on the queue's simulated clock: the gaps between receives of a failing record.
+BACKOFF_TEST = (
+    "tests/functional/test_worker.py::test_failed_record_comes_back_after_30s_1_2_4_min_then_is_dead_lettered"
 )
 
 MUTATIONS = (
@@ -59,7 +57,7 @@ MUTATIONS = (
         f"{SHARED}/flatfile_stack/worker.py",
         r"^(def retry_delay\(.*\) -> int:\n)",
         r"\1    return 5000  # mutated\n",
-        RETRY_TESTS,
+        (BACKOFF_TEST,),
     ),
     Mutation(
         "no-retry-later",
@@ -67,7 +65,7 @@ MUTATIONS = (
         f"{SHARED}/flatfile_stack/worker.py",
         r"get_runtime\(\)\.queue\.retry_later\(",
         "None and get_runtime().queue.retry_later(",
-        RETRY_TESTS,
+        (BACKOFF_TEST,),
     ),
     Mutation(
         "no-deadline-interrupt",
@@ -75,8 +73,10 @@ MUTATIONS = (
         f"{SHARED}/flatfile_jobs/_handler_thread.py",
         r"ctypes\.pythonapi\.PyThreadState_SetAsyncExc\(",
         "(lambda *_: 0)(",
-        ("tests/functional/test_chaos.py", "tests/unit/test_lifecycle.py"),
-        select="outliving or deadline_interrupts",
+        (
+            "tests/functional/test_chaos.py::test_handler_outliving_the_deadline_fails_the_job",
+            "tests/unit/test_lifecycle.py::test_deadline_interrupts_the_handler_and_fails_the_job",
+        ),
     ),
     Mutation(
         "keep-alive-5s",
@@ -84,7 +84,7 @@ MUTATIONS = (
         f"{SHARED}/flatfile_jobs/_api.py",
         r"keepalive_expiry=[^,)\n]+",
         "keepalive_expiry=5.0",
-        ("tests/unit/test_api.py",),
+        ("tests/unit/test_api.py::test_keep_alive_outlasts_gaps_between_warm_invocations",),
     ),
     Mutation(
         "token-prefix-logged",
@@ -93,8 +93,10 @@ MUTATIONS = (
         r"^([ \t]+)return httpx\.AsyncClient\(",
         r'\1__import__("logging").getLogger(__name__).info("client for %s", settings.token[:-2])  # mutated\n'
         r"\1return httpx.AsyncClient(",
-        ("tests/functional/test_secret_leaks.py", "tests/functional/test_security.py"),
-        select="log_line",
+        (
+            "tests/functional/test_secret_leaks.py::test_no_piece_of_a_secret_in_any_log_line_of_the_cloud_wiring",
+            "tests/functional/test_security.py::test_no_secret_in_any_log_line_of_a_chaos_run",
+        ),
     ),
     Mutation(
         "receiver-202-when-sqs-fails",
@@ -102,15 +104,16 @@ MUTATIONS = (
         f"{SHARED}/flatfile_stack/receiver.py",
         r"^([ \t]+)runtime\.queue\.send\(delivery\)$",
         r"\1try:\n\1    runtime.queue.send(delivery)\n\1except Exception:  # mutated\n\1    pass",
-        ("tests/functional/test_receiver.py", "tests/functional/test_fuzz_receiver.py"),
+        (
+            "tests/functional/test_receiver.py::test_queue_failing_answers_503_with_retry_after_and_logs_an_error",
+        ),
     ),
 )
 
 
 def _pytest(mutation: Mutation, timeout: float) -> tuple[int, str]:
     """Run the mutation's tests (stop at the first failure); return pytest's exit code and its last line."""
-    tests = [test for test in mutation.tests if (ROOT / test.split("::")[0]).exists()]
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation.tests]
     if mutation.select:
         command += ["-k", mutation.select]
     try:
@@ -130,6 +133,9 @@ def check(mutation: Mutation, *, baseline: bool, timeout: float) -> str:
     mutated = mutation.apply(original.decode())
     if mutated is None:
         return f"anchor gone ({mutation.pattern!r} not in {mutation.path})"
+    missing = [test for test in mutation.tests if not (ROOT / test.split("::")[0]).is_file()]
+    if missing:  # pytest given no path would run the whole suite
+        return f"tests gone ({', '.join(missing)})"
     if baseline:
         code, summary = _pytest(mutation, timeout)
         if code != 0:
