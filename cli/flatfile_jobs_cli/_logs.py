@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 __all__ = ["LogRoute", "compact_line", "service_name"]
 
+LIBRARY_LOGGER = "flatfile_jobs"
 # Keys Lambda adds to every line; the compact form leaves them out.
 _NOISE = frozenset(
     {
@@ -64,8 +65,10 @@ def _serialize_compact(log: Any) -> str:  # noqa: ANN401 - Powertools hands the 
 class LogRoute:
     """Send the service logger's lines to ``stream`` (compact or JSON, at ``level``) until the ``with`` ends.
 
-    The functions' ``Logger()`` and the library's child logger share one Powertools handler per service;
-    this changes that handler's stream and formatter and puts the old ones back on exit.
+    The functions' ``Logger()`` share one Powertools handler per service; this changes that handler's stream
+    and formatter, sends the library's logger (``flatfile_jobs``) through it too (as the functions'
+    ``copy_config_to_registered_loggers`` does in Lambda; ``develop`` loads no function), and puts everything
+    back on exit.
     """
 
     def __init__(self, stream: TextIO, *, level: str = "INFO", compact: bool = True) -> None:
@@ -73,6 +76,7 @@ class LogRoute:
         self.level = level
         self.compact = compact
         self._saved: tuple[logging.StreamHandler[Any], TextIO, logging.Formatter | None, int] | None = None
+        self._library: tuple[list[logging.Handler], bool, int] | None = None
 
     def __enter__(self) -> LogRoute:
         from aws_lambda_powertools import Logger
@@ -87,12 +91,21 @@ class LogRoute:
             _set_stream(handler, self.stream)
             serializer = _serialize_compact if self.compact else None
             handler.setFormatter(LambdaPowertoolsFormatter(json_serializer=serializer, service=service))
+            library = logging.getLogger(LIBRARY_LOGGER)
+            self._library = (library.handlers[:], library.propagate, library.level)
+            library.handlers, library.propagate = [handler], False
+            library.setLevel(self.level)
         target.setLevel(self.level)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._library is not None:
+            library = logging.getLogger(LIBRARY_LOGGER)
+            library.handlers, library.propagate = self._library[0], self._library[1]
+            library.setLevel(self._library[2])
+            self._library = None
         if self._saved is None:
             return
         handler, stream, formatter, level = self._saved

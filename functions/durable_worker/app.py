@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from flatfile_stack import durable
 
 logger = Logger()
+# The library logs through logging.getLogger("flatfile_jobs"): its lines become this Logger's JSON lines.
+copy_config_to_registered_loggers(source_logger=logger, include={"flatfile_jobs"})
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -13,6 +14,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from flatfile_stack import worker
 
 logger = Logger()
+# The library logs through logging.getLogger("flatfile_jobs"): its lines become this Logger's JSON lines.
+copy_config_to_registered_loggers(source_logger=logger, include={"flatfile_jobs"})
 metrics = Metrics(namespace="FlatfileJobs")
 # A failed record is reported in batchItemFailures (not raised), also when it is the whole batch.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import signal
 import subprocess
@@ -64,6 +65,22 @@ def test_two_jobs_run_once_are_acked_and_other_topics_are_left(
     out = capsys.readouterr().out
     assert "space:configure completed" in out
     assert "Stopped after 3 poll(s); 2 event(s) handled." in out
+
+
+def test_verbose_shows_the_librarys_lines_on_stderr(
+    configured: FakeFlatfile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--verbose: workbook:submit (debug=True) shows its API calls and "Job complete", one compact line each."""
+    fake = configured
+    event = fake.create_job_event("workbook:submit", environment_id=ENV)
+    job_id = event["context"]["jobId"]
+    assert main(["develop", *FAST, "--max-polls", "1", "--verbose"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    calls = [line for line in err if "Flatfile API call" in line and f"job_id={job_id}" in line]
+    assert len(calls) == len(fake.calls(job_id)) == 4
+    assert all("method=POST" in line and "status=200" in line for line in calls)
+    assert sum("[@flatfile/plugin-job-handler]:[INFO] Job complete" in line for line in err) == 1
+    assert logging.getLogger("flatfile_jobs").handlers == []  # put back afterwards
 
 
 def test_a_second_run_handles_nothing(configured: FakeFlatfile, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,7 @@
 AWS is moto (SQS queue + DLQ, the DynamoDB idempotency table, two Secrets Manager secrets) and Flatfile is
 the fake API on loopback; the functions build their adapters from environment variables exactly as in the
 cloud (``flatfile_stack.runtime._from_env``). Module state (the runtime, the worker's idempotent wrapper, the
-library's configured token, Powertools' parameter cache, the library's logger) is reset around every test.
+library's configured token, Powertools' parameter cache) is reset around every test.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from flatfile_jobs import _listener
-from flatfile_jobs._log import get_logger
 from flatfile_jobs.testing import FakeFlatfile
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_cli._lambda import LocalContext, load_function
@@ -67,7 +66,6 @@ def _reset_module_state() -> None:
     worker._idempotent.cache_clear()
     _listener._configured.clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
-    get_logger.cache_clear()
 
 
 @pytest.fixture(autouse=True)

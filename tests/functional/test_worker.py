@@ -170,6 +170,33 @@ def test_events_file_runs_its_job_with_the_exact_flatfile_requests(
     assert {"JobsStarted", metric, "JobDuration"} <= set(names)
 
 
+def test_the_library_logs_through_the_functions_logger_as_json_with_the_jobs_keys(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """workbook:submit (debug=True): the library's lines are the worker Logger's JSON, keyed by job and event."""
+    event = load_event("worker/workbook_submit.json")
+    job_id = add_job_for(fake, event)
+    event_id = json.loads(event["Records"][0]["body"])["id"]
+    assert invoke(event) == {"batchItemFailures": []}
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    calls = [line for line in lines if line.get("message") == "Flatfile API call"]
+    assert [(line["method"], line["path"], line["status"]) for line in calls] == [
+        ("POST", f"/jobs/{job_id}/ack", 200),
+        ("POST", f"/jobs/{job_id}/ack", 200),
+        ("POST", f"/jobs/{job_id}/ack", 200),
+        ("POST", f"/jobs/{job_id}/complete", 200),
+    ]
+    assert all(isinstance(line["ms"], float) for line in calls)
+    received = [line for line in lines if line.get("message") == "Job received"]
+    complete = [
+        line for line in lines if line.get("message") == "[@flatfile/plugin-job-handler]:[INFO] Job complete"
+    ]
+    assert len(received) == len(complete) == 1
+    for line in [*received, *calls, *complete]:
+        assert (line["level"], line["job_id"], line["event_id"]) == ("INFO", job_id, event_id)
+        assert line["function_name"] == "flatfile-jobs-functional"  # the Lambda context's keys, too
+
+
 def test_data_validate_fails_with_the_seed_message_when_the_sheet_is_empty(
     invoke: Invoke, fake: FakeFlatfile
 ) -> None:

@@ -63,8 +63,9 @@ def listen(fake: FakeFlatfile) -> Callable[..., FlatfileListener]:
 def lib_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """caplog at DEBUG everywhere, with the library's records delivered to it whatever Powertools does.
 
-    The library logs through a Powertools child logger; a Powertools parent created by another test stops
-    propagation to the root logger, so the capture handler is attached to the library's logger directly.
+    The library logs through ``logging.getLogger("flatfile_jobs")``; a function's Powertools Logger loaded by
+    another test may have taken it over (no propagation to the root), so the capture handler is attached to
+    the library's logger directly.
     """
     logger = logging.getLogger(get_logger().name)
     caplog.set_level(logging.DEBUG)

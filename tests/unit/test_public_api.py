@@ -12,18 +12,22 @@ import flatfile_jobs
 import flatfile_jobs.testing
 
 EXPECTED = {
+    "AsyncJobHandler",
+    "AsyncTick",
     "ConfigurationError",
     "DispatchError",
     "EventCursor",
     "EventPoller",
     "FileLink",
     "FlatfileAPIError",
+    "FlatfileClient",
     "FlatfileEvent",
     "FlatfileJobsError",
     "FlatfileListener",
     "InvalidOutcomeError",
     "JobCanceled",
     "JobCompleteDetails",
+    "JobHandler",
     "JobOutcome",
     "JobPart",
     "JobResult",
@@ -39,9 +43,11 @@ EXPECTED = {
     "NextWait",
     "PartResult",
     "PartResults",
+    "Plugin",
     "StepFailedError",
     "StepTick",
     "Steps",
+    "Tick",
     "configure",
     "fail_unfinished_job",
     "job_handler",
@@ -71,7 +77,9 @@ def test_all_is_exactly_the_public_surface() -> None:
 
 
 def test_no_other_public_names_leak_into_the_package() -> None:
-    """Apart from submodules, every non-underscore attribute of the package is in __all__."""
+    """Apart from submodules, every non-underscore attribute of the package is in __all__ (lazy ones resolved)."""
+    for name in flatfile_jobs.__all__:
+        getattr(flatfile_jobs, name)
     public = {
         name
         for name, value in vars(flatfile_jobs).items()
@@ -116,3 +124,17 @@ def test_the_test_kit_is_a_documented_public_subpackage() -> None:
         kit.__all__
     )
     assert all(_own_docstring(getattr(kit, name)) for name in kit.__all__)
+
+
+def test_the_client_type_is_public_but_loaded_only_when_asked() -> None:
+    """`flatfile_jobs.FlatfileClient` is event.api's class; importing the package alone loads no API client code."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flatfile_jobs; assert 'flatfile_jobs._api' not in sys.modules; "
+        "assert 'stamina' not in sys.modules; "
+        "from flatfile_jobs import FlatfileClient; from flatfile_jobs._api import FlatfileClient as C; "
+        "assert FlatfileClient is C"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,14 +1,17 @@
 """flatfile_jobs: run Flatfile jobs from Python, request for request like @flatfile/plugin-job-handler.
 
 Example:
-    >>> from flatfile_jobs import FlatfileListener
+    >>> from flatfile_jobs import FlatfileEvent, FlatfileListener, Tick
     >>> listener = FlatfileListener()
     >>> @listener.job("space:configure")
-    ... def configure_space(event, tick):
+    ... def configure_space(event: FlatfileEvent, tick: Tick) -> None:
     ...     tick(10, "Starting configuration...")
 """
 
+import typing
+
 from ._admin import fail_unfinished_job
+from ._contract import AsyncJobHandler, AsyncTick, JobHandler, Plugin, Tick
 from ._durable import Steps, StepTick, long_job_handler
 from ._errors import (
     ConfigurationError,
@@ -42,19 +45,26 @@ from ._polling import EventCursor, EventPoller
 from ._results import JobResult
 from ._runtime import shutdown
 
+if typing.TYPE_CHECKING:
+    from ._api import FlatfileClient
+
 __all__ = [
+    "AsyncJobHandler",
+    "AsyncTick",
     "ConfigurationError",
     "DispatchError",
     "EventCursor",
     "EventPoller",
     "FileLink",
     "FlatfileAPIError",
+    "FlatfileClient",
     "FlatfileEvent",
     "FlatfileJobsError",
     "FlatfileListener",
     "InvalidOutcomeError",
     "JobCanceled",
     "JobCompleteDetails",
+    "JobHandler",
     "JobOutcome",
     "JobPart",
     "JobResult",
@@ -70,9 +80,11 @@ __all__ = [
     "NextWait",
     "PartResult",
     "PartResults",
+    "Plugin",
     "StepFailedError",
     "StepTick",
     "Steps",
+    "Tick",
     "configure",
     "fail_unfinished_job",
     "job_handler",
@@ -80,3 +92,13 @@ __all__ = [
     "multipart_job_handler",
     "shutdown",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``FlatfileClient`` on first use: importing the package must not import httpx (the receiver's cold start)."""
+    if name == "FlatfileClient":
+        from ._api import FlatfileClient
+
+        globals()[name] = FlatfileClient
+        return FlatfileClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

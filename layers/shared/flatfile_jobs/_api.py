@@ -25,7 +25,7 @@ import stamina
 
 from ._config import ApiSettings
 from ._errors import FlatfileAPIError
-from ._log import get_logger, log_context
+from ._log import get_logger, log_context, show_debug_lines
 from ._paths import api_path, check_path, shown, shown_path
 
 if TYPE_CHECKING:
@@ -377,6 +377,8 @@ def client_for(settings: ApiSettings, *, debug: bool = False) -> FlatfileClient:
     every job on one long-lived loop per thread, which makes this one client per process in Lambda. The
     debug and quiet variants share one connection pool and are each built once.
     """
+    if debug:
+        show_debug_lines()  # a plain script that configured no logging still shows the debug lines
     loop = asyncio.get_running_loop()
     per_loop = _clients.setdefault(loop, {})
     client = per_loop.get((settings, debug))

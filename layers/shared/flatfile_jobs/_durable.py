@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from ._config import ApiSettings, debug_from_env
+from ._contract import JobReturn, Plugin, Tick
 from ._errors import InvalidEventError, InvalidOutcomeError, JobCanceled, JobTimeoutError, StepFailedError
 from ._events import FlatfileEvent
 from ._log import log_context
@@ -38,7 +39,7 @@ from ._results import JobResult, JobStatus
 
 if TYPE_CHECKING:
     from ._api import FlatfileClient
-    from ._listener import FlatfileListener, Plugin
+    from ._listener import FlatfileListener
 
 __all__ = [
     "Checkpoints",
@@ -53,16 +54,8 @@ __all__ = [
 T = TypeVar("T")
 
 
-class StepTick(Protocol):
-    """The ``tick`` a step's function gets: like a job handler's (sync) tick."""
-
-    def __call__(self, progress: float, info: str | None = None) -> dict[str, Any]:
-        """Report progress (0–100, never below what the job already showed); returns the job.
-
-        Raises:
-            JobCanceled: The job was canceled in Flatfile.
-        """
-        ...
+#: The ``tick`` a step's function gets: a job handler's sync :class:`Tick` (progress never goes below the job's).
+StepTick: TypeAlias = Tick
 
 
 ACK_STEP, COMPLETE_STEP, FAIL_STEP = "flatfile:ack", "flatfile:complete", "flatfile:fail"
@@ -93,7 +86,8 @@ class Steps(Protocol):
         ...
 
 
-LongJobHandler: TypeAlias = Callable[[FlatfileEvent, Steps], Any]
+#: ``def handler(event, steps)`` (sync): returns what a job handler returns.
+LongJobHandler: TypeAlias = Callable[[FlatfileEvent, Steps], JobReturn]
 
 
 class Checkpoints(Protocol):
@@ -390,9 +384,13 @@ class _LongJobCallback:
 
         handler = self.long_job.handler
         verbose = self.long_job.debug or debug_from_env()
+
+        def inline(view: FlatfileEvent, tick: Tick) -> JobReturn:
+            return handler(view, _InlineSteps(tick))
+
         return await run_job(
             event,
-            lambda view, tick: handler(view, _InlineSteps(tick)),
+            inline,
             client=client_for(self.long_job.settings(), debug=verbose),
             tick_interval=self.long_job.tick_interval,
             debug=verbose,

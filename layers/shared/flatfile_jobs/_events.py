@@ -68,7 +68,8 @@ class FlatfileEvent:
 
     Attributes:
         raw: The event as Flatfile sent it (read-only).
-        api: The Flatfile API client for this job (async), when the lifecycle runs the handler.
+        api: The job's async Flatfile API client (:class:`flatfile_jobs.FlatfileClient`) while the lifecycle runs
+            the handler; ``None`` for a plain listener callback.
 
     Example:
         >>> event = FlatfileEvent.of({"id": "us_evt_1", "topic": "job:ready",

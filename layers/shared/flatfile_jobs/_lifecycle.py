@@ -16,8 +16,9 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
+from ._contract import AsyncJobHandler, JobHandler
 from ._errors import (
     FlatfileAPIError,
     FlatfileJobsError,
@@ -44,8 +45,7 @@ AFTER_DEADLINE_BUDGET = 5.0
 _TERMINAL = frozenset({"complete", "failed"})
 _SETTLED: Mapping[str, JobStatus] = {"canceled": "canceled", "complete": "completed", "failed": "failed"}
 
-Tick: TypeAlias = Callable[..., Any]
-Handler: TypeAlias = Callable[[FlatfileEvent, Any], Any]
+Handler: TypeAlias = JobHandler | AsyncJobHandler
 AfterAck: TypeAlias = Callable[[dict[str, Any]], Awaitable[JobResult | None]]
 
 
@@ -58,15 +58,15 @@ class JobLog:
 
     def info(self, message: str, **extra: object) -> None:
         """Log at INFO."""
-        self._logger.info(message, extra={**self.context, **extra})
+        self._logger.info(message, extra={**self.context, **extra}, stacklevel=2)
 
     def warning(self, message: str, **extra: object) -> None:
         """Log at WARNING."""
-        self._logger.warning(message, extra={**self.context, **extra})
+        self._logger.warning(message, extra={**self.context, **extra}, stacklevel=2)
 
     def error(self, message: str, **extra: object) -> None:
         """Log at ERROR."""
-        self._logger.error(message, extra={**self.context, **extra})
+        self._logger.error(message, extra={**self.context, **extra}, stacklevel=2)
 
 
 def fail_body(message: str) -> dict[str, Any]:
@@ -96,7 +96,7 @@ async def _await_handler(
         context = contextvars.copy_context()
         run_on_handler_thread(lambda: context.run(_call_in_thread, handler, event, ticker, future, loop))
     else:
-        future = asyncio.ensure_future(handler(event, ticker.atick))
+        future = asyncio.ensure_future(cast("AsyncJobHandler", handler)(event, ticker.atick))
     done, _ = await asyncio.wait({future}, timeout=timeout)
     if done:
         exc = future.exception()
@@ -127,7 +127,7 @@ def _call_in_thread(
             future.set_result(result)
 
     try:
-        result: object = handler(event, ticker.tick)
+        result: object = cast("JobHandler", handler)(event, ticker.tick)
         if inspect.isawaitable(result):
             result = asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
     except BaseException as exc:
@@ -251,6 +251,8 @@ async def run_job(
     run = _JobRun(FlatfileEvent.of(event.raw, api=client), client, job_id, debug)
     token = log_context.set(run.log.context)
     try:
+        if debug:
+            run.log.info("Job received")
         return await _run(run, handler, tick_interval, deadline, after_ack)
     finally:
         log_context.reset(token)

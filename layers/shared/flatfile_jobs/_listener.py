@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from ._config import ApiSettings, debug_from_env
+from ._contract import AsyncJobHandler, JobHandler, Plugin
 from ._errors import DispatchError
 from ._events import FlatfileEvent
 from ._log import get_logger
@@ -16,13 +17,13 @@ from ._matching import flatten, matches_flat, matches_topic
 
 if TYPE_CHECKING:
     from ._durable import LongJob
+    from ._results import JobResult
 
 __all__ = ["Callback", "FlatfileListener", "Plugin", "configure", "job_handler"]
 
 Callback: TypeAlias = Callable[[FlatfileEvent], Any]
-Plugin: TypeAlias = Callable[["FlatfileListener"], Any]
 CallbackT = TypeVar("CallbackT", bound=Callback)
-HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+HandlerT = TypeVar("HandlerT", bound=JobHandler | AsyncJobHandler)
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "flatfile_jobs_deadline", default=None
@@ -117,11 +118,35 @@ class FlatfileListener:
         plugin(self)
         return self
 
-    def job(self, job: str | Mapping[str, Any], **options: Any) -> Callable[[HandlerT], HandlerT]:  # noqa: ANN401
-        """Decorator form of ``listener.use(job_handler(job, handler, **options))``."""
+    def job(
+        self,
+        job: str | Mapping[str, Any],
+        *,
+        debug: bool = False,
+        tick_interval: float = 1.0,
+        api_url: str | None = None,
+        token: str | None = None,
+        request_timeout: float | None = None,
+        retry_budget: float | None = None,
+    ) -> Callable[[HandlerT], HandlerT]:
+        """Decorator form of ``listener.use(job_handler(job, handler, ...))``, with ``job_handler``'s options.
+
+        The decorated function is returned unchanged (sync or async, its type kept).
+        """
 
         def register(handler: HandlerT) -> HandlerT:
-            self.use(job_handler(job, handler, **options))
+            self.use(
+                job_handler(
+                    job,
+                    handler,
+                    debug=debug,
+                    tick_interval=tick_interval,
+                    api_url=api_url,
+                    token=token,
+                    request_timeout=request_timeout,
+                    retry_budget=retry_budget,
+                )
+            )
             return handler
 
         return register
@@ -175,13 +200,16 @@ class FlatfileListener:
                     value = sub.callback(view)
                     results.append(await value if isinstance(value, Awaitable) else value)
                 except Exception as exc:
-                    get_logger().exception(
+                    # One line naming the error, no traceback: the DispatchError raised below carries it, and
+                    # whoever catches that logs or prints it once (the worker does, with its traceback).
+                    get_logger().error(
                         "Listener callback failed",
                         extra={
                             "event_id": view.id,
                             "topic": view.topic,
                             "job_id": view.job_id,
                             "job": view.job,
+                            "reason": f"{type(exc).__name__}: {exc}",
                         },
                     )
                     errors.append(exc)
@@ -194,7 +222,7 @@ class FlatfileListener:
 
 def job_handler(
     job: str | Mapping[str, Any],
-    handler: Callable[..., Any],
+    handler: JobHandler | AsyncJobHandler,
     *,
     debug: bool = False,
     tick_interval: float = 1.0,
@@ -209,9 +237,11 @@ def job_handler(
 
     Args:
         job: The job name, or a filter dict for the event.
-        handler: ``def handler(event, tick)`` or ``async def handler(event, tick)``; returns ``None``, a
+        handler: ``def handler(event: FlatfileEvent, tick: Tick)`` (a :class:`JobHandler`) or ``async def
+            handler(event: FlatfileEvent, tick: AsyncTick)`` (an :class:`AsyncJobHandler`); returns ``None``, a
             ``JobCompleteDetails`` or the equivalent dict.
-        debug: Log "Job complete" and every API call at INFO (also on with ``POWERTOOLS_LOG_LEVEL=DEBUG``).
+        debug: Log "Job received", every API call and "Job complete" at INFO (also on with
+            ``POWERTOOLS_LOG_LEVEL=DEBUG``); with no logging configured, those lines go to stderr.
         tick_interval: Seconds between progress requests; ``0`` sends every tick like the JS plugin.
         api_url: The API root (default ``FLATFILE_API_URL``, else Flatfile's).
         token: The bearer token (default ``configure()``'s, else ``FLATFILE_BEARER_TOKEN``/``FLATFILE_API_KEY``).
@@ -229,7 +259,7 @@ def job_handler(
         raise ValueError("tick_interval must be >= 0")
     filter_ = {"job": job} if isinstance(job, str) else dict(job)
 
-    async def run(event: FlatfileEvent) -> Any:  # noqa: ANN401 - a JobResult
+    async def run(event: FlatfileEvent) -> JobResult:
         from ._api import client_for
         from ._lifecycle import run_job
 

@@ -1,18 +1,22 @@
-"""The library's Powertools logger: a child of the function's Logger (same service), built on first use."""
+"""The library's logger: stdlib ``logging.getLogger("flatfile_jobs")``, configured by the app, not by us.
+
+In Lambda the function's Powertools ``Logger`` takes it over (``copy_config_to_registered_loggers``), so its
+lines are JSON with the function's keys. In a plain script where nothing configured logging, ``debug=True``
+sends its lines to stderr (:func:`show_debug_lines`), as the JS plugin's ``debug`` prints to the console.
+"""
 
 from __future__ import annotations
 
 import contextvars
+import logging
+import sys
 from collections.abc import Mapping
-from functools import cache
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TextIO
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools import Logger
+__all__ = ["LOGGER_NAME", "PLUGIN_PREFIX", "get_logger", "log_context", "show_debug_lines"]
 
-__all__ = ["PLUGIN_PREFIX", "get_logger", "log_context"]
-
+LOGGER_NAME = "flatfile_jobs"
 # The plugin's message prefix, kept so log searches written for the JS plugin still find our lines.
 PLUGIN_PREFIX = "[@flatfile/plugin-job-handler]"
 
@@ -21,10 +25,55 @@ log_context: contextvars.ContextVar[Mapping[str, object]] = contextvars.ContextV
     "flatfile_jobs_log_context", default=MappingProxyType({})
 )
 
+# Created at import, so Powertools' copy_config_to_registered_loggers finds it registered.
+_logger = logging.getLogger(LOGGER_NAME)
+# The extras worth showing on a console line, in this order (the JSON formatter shows them all).
+_CONSOLE_KEYS = ("job", "job_id", "method", "path", "status", "ms", "attempt", "error", "reason")
 
-@cache
-def get_logger() -> Logger:
-    """A child Powertools Logger: it uses the handler of the app's ``Logger()`` of the same service."""
-    from aws_lambda_powertools import Logger
 
-    return Logger(child=True)
+def get_logger() -> logging.Logger:
+    """The library's logger, ``logging.getLogger("flatfile_jobs")``."""
+    return _logger
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """``time LEVEL message  key=value…``: the message, then the job's keys that the record carries."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        keys = "  ".join(
+            f"{key}={record.__dict__[key]}"
+            for key in _CONSOLE_KEYS
+            if record.__dict__.get(key) not in (None, "")
+        )
+        return f"{line}  {keys}" if keys else line
+
+
+class _DebugConsole(logging.StreamHandler[TextIO]):
+    """Writes to stderr while logging stays unconfigured, like ``logging.lastResort`` but from INFO up.
+
+    Once the app configures logging (a root handler), the lines go there instead: none is written twice.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(_ConsoleFormatter("%(asctime)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            self.stream = sys.stderr  # as it is now (under the handler's lock): scripts and pytest swap it
+            super().emit(record)
+
+
+def show_debug_lines() -> None:
+    """With logging not configured at all (no handler on our logger or the root), send our lines to stderr.
+
+    Called when a job runs with debug on. Sets the logger's level to INFO when it has none (the root's
+    default, WARNING, would drop the debug lines). Does nothing when the app configured logging: then the
+    app's configuration decides, as in Lambda where the function's Powertools Logger took the logger over.
+    """
+    if _logger.handlers or logging.getLogger().handlers:
+        return
+    _logger.addHandler(_DebugConsole())
+    if _logger.level == logging.NOTSET:
+        _logger.setLevel(logging.INFO)

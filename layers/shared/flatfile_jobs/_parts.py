@@ -24,8 +24,9 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
+from ._contract import AsyncJobHandler, AsyncTick, JobHandler, JobReturn, Plugin, Tick
 from ._errors import FlatfileAPIError, InvalidEventError
 from ._events import FlatfileEvent
 from ._log import log_context
@@ -36,7 +37,7 @@ from ._results import JobResult
 if TYPE_CHECKING:
     from ._api import FlatfileClient
     from ._lifecycle import JobLog, _JobRun
-    from ._listener import FlatfileListener, Plugin
+    from ._listener import FlatfileListener
 
 __all__ = ["PARTS_COMPLETED", "multipart_job_handler"]
 
@@ -45,8 +46,11 @@ _PROGRESS_ENTRIES = 1_024
 
 SplitParts: TypeAlias = int | Sequence[Mapping[str, Any]]
 SplitFunction: TypeAlias = Callable[[FlatfileEvent], SplitParts | Awaitable[SplitParts]]
-PartFunction: TypeAlias = Callable[[JobPart, Any], Any]
-FinishFunction: TypeAlias = Callable[[FlatfileEvent, PartResults], Any]
+#: ``run_part(part, tick)``: sync (a :class:`Tick`) or ``async def`` (an :class:`AsyncTick`), returning as a handler.
+PartFunction: TypeAlias = (
+    Callable[[JobPart, Tick], JobReturn] | Callable[[JobPart, AsyncTick], Awaitable[JobReturn]]
+)
+FinishFunction: TypeAlias = Callable[[FlatfileEvent, PartResults], JobReturn | Awaitable[JobReturn]]
 
 
 def _default_finish(event: FlatfileEvent, results: PartResults) -> JobCompleteDetails:
@@ -245,14 +249,21 @@ async def _run_part(
             index=index if isinstance(index, int) and not isinstance(index, bool) else None,
         )
 
-    handler: Callable[[FlatfileEvent, Any], Any]
+    handler: JobHandler | AsyncJobHandler
     if inspect.iscoroutinefunction(options.run_part):
-        run_part = options.run_part
+        run_async = cast("Callable[[JobPart, AsyncTick], Awaitable[JobReturn]]", options.run_part)
 
-        async def handler(view: FlatfileEvent, tick: Any) -> Any:  # noqa: ANN401
-            return await run_part(part_of(view), tick)
+        async def run_async_part(view: FlatfileEvent, tick: AsyncTick) -> JobReturn:
+            return await run_async(part_of(view), tick)
+
+        handler = run_async_part
     else:
-        handler = lambda view, tick: options.run_part(part_of(view), tick)  # noqa: E731
+        run_sync = cast("Callable[[JobPart, Tick], JobReturn]", options.run_part)
+
+        def run_sync_part(view: FlatfileEvent, tick: Tick) -> JobReturn:
+            return run_sync(part_of(view), tick)
+
+        handler = run_sync_part
     result = await run_job(
         event,
         handler,

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flatfile_jobs import FlatfileEvent, JobCompleteDetails, JobOutcome, job_handler
+from flatfile_jobs import AsyncTick, FlatfileEvent, JobCompleteDetails, JobOutcome, job_handler
 
 __all__ = ["NO_RECORDS_MESSAGE", "plugin", "validate_data"]
 
 NO_RECORDS_MESSAGE = "Validation failed: No records found to validate."
 
 
-async def validate_data(event: FlatfileEvent, tick: Any) -> JobCompleteDetails:  # noqa: ANN401 - the lifecycle's tick
+async def validate_data(event: FlatfileEvent, tick: AsyncTick) -> JobCompleteDetails:
     """Read the sheet's records through the API; raise (failing the job) when there are none.
 
     A ``context.sheetId`` that is not a Flatfile id fails the job naming the field; it never reaches a URL.

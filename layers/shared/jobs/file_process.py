@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flatfile_jobs import FlatfileEvent, JobCompleteDetails, JobOutcome, NextId, job_handler
+from flatfile_jobs import AsyncTick, FlatfileEvent, JobCompleteDetails, JobOutcome, NextId, job_handler
 
 from ._pace import pause
 
 __all__ = ["plugin", "process_file"]
 
 
-async def process_file(event: FlatfileEvent, tick: Any) -> JobCompleteDetails:  # noqa: ANN401 - the lifecycle's tick
+async def process_file(event: FlatfileEvent, tick: AsyncTick) -> JobCompleteDetails:
     """Extract the file (simulated) and point the user at the workbook it produced."""
     await tick(20, "Reading the file...")
     pause()

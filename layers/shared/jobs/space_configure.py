@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flatfile_jobs import FlatfileEvent, job_handler
+from flatfile_jobs import FlatfileEvent, Tick, job_handler
 
 from ._pace import pause
 
 __all__ = ["configure_space", "plugin"]
 
 
-def configure_space(event: FlatfileEvent, tick: Any) -> None:  # noqa: ANN401 - the lifecycle's tick
+def configure_space(event: FlatfileEvent, tick: Tick) -> None:
     """Create the space's workbooks (simulated) and report three steps."""
     tick(10, "Starting configuration...")
     pause()

@@ -6,14 +6,13 @@ every part ended, naming the part count, or fails naming the parts that did not 
 
 from __future__ import annotations
 
-from typing import Any
-
 from flatfile_jobs import (
     FlatfileEvent,
     JobCompleteDetails,
     JobOutcome,
     JobPart,
     PartResults,
+    Tick,
     multipart_job_handler,
 )
 
@@ -34,7 +33,7 @@ def split_export(event: FlatfileEvent) -> int:
     return parts
 
 
-def export_part(part: JobPart, tick: Any) -> None:  # noqa: ANN401 - the lifecycle's tick
+def export_part(part: JobPart, tick: Tick) -> None:
     """Export one share of the workbook (simulated: a paced unit of work in four steps)."""
     number, total = int(part.data.get("part", 0)) + 1, part.data.get("total", "?")
     for step in range(1, _STEPS + 1):

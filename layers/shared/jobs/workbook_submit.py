@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flatfile_jobs import FlatfileEvent, JobCompleteDetails, JobOutcome, job_handler
+from flatfile_jobs import FlatfileEvent, JobCompleteDetails, JobOutcome, Tick, job_handler
 
 from ._pace import pause
 
 __all__ = ["plugin", "submit_workbook"]
 
 
-def submit_workbook(event: FlatfileEvent, tick: Any) -> JobCompleteDetails:  # noqa: ANN401 - the lifecycle's tick
+def submit_workbook(event: FlatfileEvent, tick: Tick) -> JobCompleteDetails:
     """Send the workbook downstream (simulated)."""
     tick(25, "Preparing submission...")
     pause()
