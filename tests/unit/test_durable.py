@@ -23,7 +23,7 @@ from flatfile_jobs import (
     StepTick,
     long_job_handler,
 )
-from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._durable import LocalDurableStarter
 from flatfile_stack import runtime
 from flatfile_stack.settings import Settings
@@ -62,7 +62,11 @@ def run_long(fake: FakeFlatfile, starter: LocalDurableStarter) -> Run:
     """Register ``handler`` as a long job, start its execution for a new job and wait for its result."""
 
     def run(
-        handler: Callable[[FlatfileEvent, Steps], Any], *, time_limit: float = 0.0, **options: Any
+        handler: Callable[[FlatfileEvent, Steps], Any],
+        *,
+        time_limit: float = 0.0,
+        execution_fails: bool = False,
+        **options: Any,
     ) -> tuple[str, dict[str, Any]]:
         options.setdefault("api_url", fake.url)
         options.setdefault("token", fake.token)
@@ -81,6 +85,10 @@ def run_long(fake: FakeFlatfile, starter: LocalDurableStarter) -> Run:
         job_id = str(event["context"]["jobId"])
         name = starter.start(job_id, event)
         result = starter.result(name, timeout=60)
+        if execution_fails:  # the execution itself ended failed: its error, as Lambda would record it
+            assert result.error is not None
+            assert result.result is None
+            return job_id, {"error_type": result.error.type, "error_message": result.error.message}
         assert result.error is None, result.error
         return job_id, result_payload(result)
 
@@ -338,6 +346,80 @@ def test_handler_error_outside_steps_fails_the_job_once(fake: FakeFlatfile, run_
     job_id, result = run_long(handler)
     assert fake.calls(job_id) == [ack(job_id, ACCEPTED), fail(job_id, "Sheet 'Contacts' not found")]
     assert result["status"] == "failed"
+
+
+def _fail_message(calls: list[tuple[str, object]]) -> str:
+    """The message of the last request, a fail (checked to be shaped like the plugin's fail body)."""
+    path, body = calls[-1]
+    assert path.endswith("/fail")
+    assert isinstance(body, dict)
+    assert body["outcome"] == {"acknowledge": True, "message": body["info"]}
+    return str(body["info"])
+
+
+def test_ack_that_gives_up_fails_the_job_once_saying_it_could_not_start(
+    fake: FakeFlatfile, run_long: Run
+) -> None:
+    """An ack Flatfile keeps refusing: tried `attempts` times, the handler never runs, the job fails once."""
+    ran: list[int] = []
+    fake.add_fault(Fault(path="/jobs/*/ack", method="POST", status=400))
+
+    def handler(event: FlatfileEvent, steps: Steps) -> None:
+        ran.append(1)
+
+    job_id, result = run_long(handler, attempts=2)
+    assert ran == []
+    calls = fake.calls(job_id)
+    message = _fail_message(calls)
+    assert message == "The job could not be started: Injected fault"  # the API's own error message
+    # attempt 1: the ack (refused) and a status read; attempt 2: the status read that guards "Accepted" being
+    # sent twice, the ack (refused) and a status read; then the one fail.
+    assert calls == [get(job_id), get(job_id), get(job_id), fail(job_id, message)]
+    acks = [path for path, _ in fake.calls(job_id, include_faults=True) if path.endswith("/ack")]
+    assert acks == [f"POST /jobs/{job_id}/ack"] * 2
+    assert (result["status"], result["message"]) == ("failed", message)
+    assert fake.job(job_id)["status"] == "failed"
+
+
+def test_complete_that_gives_up_fails_the_job_once_saying_why(fake: FakeFlatfile, run_long: Run) -> None:
+    """A complete Flatfile keeps refusing (and the complete step's own fail with it): one fail step after it."""
+    fake.add_fault(Fault(path="/jobs/*/complete", method="POST", status=400))
+    fake.add_fault(Fault(path="/jobs/*/fail", method="POST", status=400, times=1))
+
+    def handler(event: FlatfileEvent, steps: Steps) -> None:
+        steps.run("work", ticking(50, "Working"))
+
+    job_id, result = run_long(handler, attempts=1)
+    calls = fake.calls(job_id)
+    message = _fail_message(calls)
+    assert message == "The job's work finished, but it could not be marked complete: Injected fault"
+    assert calls == [
+        ack(job_id, ACCEPTED),
+        get(job_id),
+        ack(job_id, {"progress": 50, "info": "Working"}),
+        get(job_id),  # the complete was refused: is the job already ended?
+        get(job_id),  # the complete step's fail was refused: the same question
+        fail(job_id, message),
+    ]
+    assert (result["status"], result["message"]) == ("failed", message)
+    assert fake.job(job_id)["status"] == "failed"
+
+
+def test_fail_that_gives_up_ends_the_execution_failed_without_a_second_fail_step(
+    fake: FakeFlatfile, run_long: Run
+) -> None:
+    """When failing the job is what gives up, the execution ends failed (the stack's dead-letter path then fails
+    the job); the fail step is not started again."""
+    fake.add_fault(Fault(path="/jobs/*/fail", method="POST", status=400))
+
+    def handler(event: FlatfileEvent, steps: Steps) -> None:
+        raise LookupError("Sheet 'Contacts' not found")
+
+    job_id, error = run_long(handler, attempts=2, execution_fails=True)
+    assert error["error_type"].endswith("StepFailedError")
+    faulted = [path for path, _ in fake.calls(job_id, include_faults=True)]
+    assert faulted.count(f"POST /jobs/{job_id}/fail") == 2  # the fail step's two attempts, no more
+    assert fake.job(job_id)["status"] == "executing"
 
 
 def test_canceled_before_the_ack_runs_nothing(fake: FakeFlatfile, run_long: Run) -> None:

@@ -8,7 +8,9 @@ and must be deterministic. The lifecycle's own calls are steps too::
 
     flatfile:ack → handler(event, steps) → flatfile:complete | flatfile:fail
 
-so "Accepted" is sent once, each tick once, complete or fail once, with the plain lifecycle's bodies. Progress
+so "Accepted" is sent once, each tick once, complete or fail once, with the plain lifecycle's bodies. When the
+ack or the complete step gives up (Flatfile kept refusing), or something unexpected fails, the job is failed
+once with what went wrong. Progress
 never goes backwards: every step starts from the higher of the progress the steps before it reached and the
 job's own (read with one ``GET /jobs/{id}`` when the step starts, which is also where a cancellation made during
 a wait is seen). The job's time limit counts from the ack; it is checked when a step starts and, with the
@@ -161,6 +163,15 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _unfinished_message(exc: BaseException) -> str:
+    """What the user reads when the lifecycle itself gave up: which of its calls, and the last error."""
+    if isinstance(exc, StepFailedError) and exc.step == ACK_STEP:
+        return f"The job could not be started: {_message(exc)}"
+    if isinstance(exc, StepFailedError) and exc.step == COMPLETE_STEP:
+        return f"The job's work finished, but it could not be marked complete: {_message(exc)}"
+    return f"The job stopped unexpectedly: {_message(exc)}"
+
+
 def _is(error_type: str, cls: type[BaseException]) -> bool:
     return error_type == cls.__name__ or error_type.endswith(f".{cls.__name__}")
 
@@ -182,7 +193,9 @@ class LongJob:
 
         Raises:
             InvalidEventError: The event has no ``context.jobId``.
-            StepFailedError: Acking, completing or failing the job failed through all attempts.
+            StepFailedError: Failing the job failed through all attempts (an ack or complete that gives up
+                fails the job instead; the execution then ends failed and the stack's dead-letter path fails
+                the job later).
         """
         view = FlatfileEvent.of(event)
         if view.job_id is None:
@@ -207,6 +220,7 @@ class _DurableRun:
         self.started = self.last_at = 0.0
         self.floor = 0
         self.canceled = False
+        self.fail_started = False
 
     # -- calls to Flatfile, on the shared loop ------------------------------------------------------------
     def call(self, fn: Callable[[FlatfileClient], Awaitable[T]]) -> T:
@@ -235,6 +249,25 @@ class _DurableRun:
 
     # -- the lifecycle --------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        """The lifecycle; when a step of its own gives up (or something unexpected fails), fail the job once.
+
+        The job is failed with what went wrong unless failing it is what gave up: then the execution ends
+        failed, and the stack's dead-letter path fails the job from the execution's status change.
+        """
+        try:
+            return self._lifecycle()
+        except Exception as exc:
+            if self.engine.is_engine_error(exc) or self.fail_started:
+                raise
+            message = _unfinished_message(exc)
+            return self.fail_once(message, "failed")
+
+    def fail_once(self, message: str, status: JobStatus) -> dict[str, Any]:
+        """The one fail step of this execution (a second would send a second fail)."""
+        self.fail_started = True
+        return self.step(FAIL_STEP, lambda _attempt: self._fail(message, status))
+
+    def _lifecycle(self) -> dict[str, Any]:
         ack = self.step(ACK_STEP, self._ack)
         if not ack["run"]:
             return self.result(ack["status"])
@@ -248,8 +281,7 @@ class _DurableRun:
             if self.engine.is_engine_error(exc):
                 raise
             status: JobStatus = "timed_out" if isinstance(exc, JobTimeoutError) else "failed"
-            message = _message(exc)
-            return self.step(FAIL_STEP, lambda _attempt: self._fail(message, status))
+            return self.fail_once(_message(exc), status)
         return self.step(COMPLETE_STEP, lambda _attempt: self._complete(value))
 
     def _ack(self, attempt: int) -> dict[str, Any]:
