@@ -16,7 +16,12 @@ import pytest
 from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_cli._lambda import LocalContext
-from flatfile_stack.dead_letter import CRASH_MESSAGE, DEAD_LETTER_MAX_RECEIVES, DEAD_LETTER_MESSAGE
+from flatfile_stack.dead_letter import (
+    CRASH_MESSAGE,
+    DEAD_LETTER_MAX_RECEIVES,
+    DEAD_LETTER_MESSAGE,
+    long_job_ended_message,
+)
 from flatfile_stack.idempotency import JOB_KEY_PREFIX, dynamodb_persistence, job_config
 
 from ._support import AwsStack, StackEnv, load_event, metric_names, point_logs_at_stdout
@@ -195,4 +200,172 @@ def test_a_record_whose_job_id_is_not_a_flatfile_id_is_dropped_without_a_request
     [line] = [json.loads(x) for x in out.splitlines() if '"Giving up on a dead letter' in x]
     assert line["level"] == "ERROR"
     assert line["reason"].startswith("ValueError: event.context.jobId ")
+    assert metric_names(out) == ["DeadLettersDropped"]
+
+
+# ------------------------------------------------------------ long jobs whose durable execution ended unfinished
+
+LONG_JOB_ID = "us_jb_longdead1"
+DURABLE_WORKER = "arn:aws:lambda:us-east-1:123456789012:function:flatfile-jobs-durable-worker"
+
+
+def status_change(status: str, name: object = LONG_JOB_ID, **detail: object) -> dict[str, Any]:
+    """Lambda's EventBridge event for a durable execution of the durable worker that ended ``status``."""
+    return {
+        "version": "0",
+        "id": "d019b03c-a8a3-9d58-85de-241e96206538",
+        "detail-type": "Durable Execution Status Change",
+        "source": "aws.lambda",
+        "account": "123456789012",
+        "time": "2026-01-16T10:00:03Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "durableExecutionArn": f"{DURABLE_WORKER}:3/durable-execution/{name}/9f7d84c9-ea3d-3ffc-b3e5",
+            "durableExecutionName": name,
+            "functionArn": f"{DURABLE_WORKER}:3",
+            "status": status,
+            "startTimestamp": "2026-01-15T10:00:02.500Z",
+            "endTimestamp": "2026-01-16T10:00:02.700Z",
+            **detail,
+        },
+    }
+
+
+def from_dead_letter_queue(aws: AwsStack, body: dict[str, Any]) -> dict[str, Any]:
+    """The SQS event Lambda hands the dead-letter function for ``body`` sent to the DLQ (as EventBridge does)."""
+    return aws.enqueue({"body": json.dumps(body), "messageAttributes": {}}, aws.dlq_url)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("TIMED_OUT", "it ran past its time limit (its durable execution timed out after 86400 s)"),
+        ("STOPPED", "its durable execution was stopped"),
+        ("FAILED", "its durable execution failed"),
+    ],
+)
+def test_long_job_whose_execution_ended_unfinished_is_failed_saying_how(
+    invoke: Invoke,
+    fake: FakeFlatfile,
+    aws: AwsStack,
+    capsys: pytest.CaptureFixture[str],
+    status: str,
+    reason: str,
+) -> None:
+    """An execution that timed out, was stopped or failed leaves its still-executing job failed, saying how."""
+    fake.add_job("file:extract", job_id=LONG_JOB_ID, status="executing", environment_id="us_env_example1")
+    event = from_dead_letter_queue(aws, status_change(status))
+    point_logs_at_stdout()
+    assert invoke(event) == {"batchItemFailures": []}
+    message = (
+        f"Long job ended without finishing: {reason}. Please try again; if it keeps happening, contact "
+        f"support with job id {LONG_JOB_ID}."
+    )
+    assert message == long_job_ended_message(LONG_JOB_ID, status, seconds=86400)
+    assert fake.calls(LONG_JOB_ID) == [
+        (f"GET /jobs/{LONG_JOB_ID}", None),
+        (
+            f"POST /jobs/{LONG_JOB_ID}/fail",
+            {"info": message, "outcome": {"acknowledge": True, "message": message}},
+        ),
+    ]
+    assert fake.job(LONG_JOB_ID)["status"] == "failed"
+    out = capsys.readouterr().out
+    assert metric_names(out) == ["JobsDeadLettered"]
+    [line] = [json.loads(x) for x in out.splitlines() if '"Dead-lettered job"' in x]
+    assert (line["level"], line["durable_execution_status"], line["marked_failed"]) == ("ERROR", status, True)
+
+
+def test_timed_out_execution_without_timestamps_still_fails_the_job(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack
+) -> None:
+    """An event whose timestamps don't read as ISO-8601: the message leaves the duration out, nothing else."""
+    fake.add_job("file:extract", job_id=LONG_JOB_ID, status="executing")
+    event = from_dead_letter_queue(
+        aws, status_change("TIMED_OUT", startTimestamp="yesterday", endTimestamp=None)
+    )
+    assert invoke(event) == {"batchItemFailures": []}
+    job = fake.job(LONG_JOB_ID)
+    assert job["status"] == "failed"
+    assert "its durable execution timed out)" in job["outcome"]["message"]
+
+
+def test_the_same_status_change_twice_fails_the_job_once(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack
+) -> None:
+    """EventBridge may deliver an event twice: the second finds the job failed and only reads it."""
+    fake.add_job("file:extract", job_id=LONG_JOB_ID, status="executing")
+    body = status_change("TIMED_OUT")
+    assert invoke(from_dead_letter_queue(aws, body)) == {"batchItemFailures": []}
+    assert invoke(from_dead_letter_queue(aws, body)) == {"batchItemFailures": []}
+    paths = [path for path, _ in fake.calls(LONG_JOB_ID)]
+    assert paths == [f"GET /jobs/{LONG_JOB_ID}", f"POST /jobs/{LONG_JOB_ID}/fail", f"GET /jobs/{LONG_JOB_ID}"]
+
+
+@pytest.mark.parametrize("job_status", ["complete", "failed", "canceled"])
+def test_status_change_of_a_job_that_already_ended_sends_nothing(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack, job_status: str
+) -> None:
+    """The execution ended the job before it ended itself (its fail-once, a cancel): the job is only read."""
+    fake.add_job("file:extract", job_id=LONG_JOB_ID, status=job_status)
+    assert invoke(from_dead_letter_queue(aws, status_change("FAILED"))) == {"batchItemFailures": []}
+    assert fake.calls(LONG_JOB_ID) == [(f"GET /jobs/{LONG_JOB_ID}", None)]
+    assert fake.job(LONG_JOB_ID)["status"] == job_status
+
+
+def test_long_job_start_the_durable_worker_gave_up_on_is_failed(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack
+) -> None:
+    """The durable worker's own dead letter ({"event": <job:ready event>}) fails the job with the general message."""
+    job_event = json.loads(load_event("dead_letter/dead_letter.json")["Records"][0]["body"])
+    job_id = str(job_event["context"]["jobId"])
+    fake.add_job("space:configure", job_id=job_id, status="executing")
+    assert invoke(from_dead_letter_queue(aws, {"event": job_event})) == {"batchItemFailures": []}
+    message = DEAD_LETTER_MESSAGE.format(job_id=job_id)
+    assert fake.calls(job_id)[-1] == (
+        f"POST /jobs/{job_id}/fail",
+        {"info": message, "outcome": {"acknowledge": True, "message": message}},
+    )
+
+
+def _with(body: dict[str, Any], **changes: object) -> dict[str, Any]:
+    return {**body, **changes}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (status_change("SUCCEEDED"), "detail.status 'SUCCEEDED' is not an unfinished end"),
+        (status_change("RUNNING"), "detail.status 'RUNNING' is not an unfinished end"),
+        (status_change("TIMED_OUT", name="../../spaces/us_sp_1#"), "detail.durableExecutionName must be"),
+        (status_change("TIMED_OUT", name="us-jb-1"), "detail.durableExecutionName must be"),
+        (status_change("TIMED_OUT", name="x" * 129), "detail.durableExecutionName must be"),
+        (status_change("STOPPED", name=42), "detail.durableExecutionName must be"),
+        (status_change("STOPPED", name=None), "detail.durableExecutionName must be"),
+        (_with(status_change("FAILED"), source="aws.events"), "the durable execution status change has no"),
+        (_with(status_change("FAILED"), detail="TIMED_OUT"), "the durable execution status change has no"),
+        ({"event": "us_jb_1"}, "event.context.jobId is missing"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_malformed_long_job_dead_letter_is_dropped_logged_and_counted(
+    invoke: Invoke,
+    fake: FakeFlatfile,
+    aws: AwsStack,
+    capsys: pytest.CaptureFixture[str],
+    body: dict[str, Any],
+    reason: str,
+) -> None:
+    """A status change that names no job to fail (or one no execution leaves unfinished): ERROR, counted,
+    consumed, no request; the function does not crash."""
+    event = from_dead_letter_queue(aws, body)
+    point_logs_at_stdout()
+    assert invoke(event) == {"batchItemFailures": []}
+    assert fake.requests == []
+    out = capsys.readouterr().out
+    [line] = [json.loads(x) for x in out.splitlines() if '"Giving up on a dead letter' in x]
+    assert (line["level"], line["message_id"]) == ("ERROR", event["Records"][0]["messageId"])
+    assert line["reason"].startswith(f"ValueError: {reason}")
+    assert line.get("job_id") is None  # no id worth naming (Powertools leaves a None field out)
     assert metric_names(out) == ["DeadLettersDropped"]

@@ -4,12 +4,24 @@ A job whose worker kept dying without reporting (out of memory, a crash) left it
 ``INPROGRESS``: its user is told that, with the worker's memory and time limits. Any other dead letter failed
 for a reason our code reported (Flatfile unreachable, a bad setting) and gets the general message. A dead
 letter that cannot be handled is retried a bounded number of times, then given up on deliberately.
+
+The queue holds three shapes of record (README "Long jobs"):
+
+- a ``job:ready`` event, redriven from the job queue after its receives ran out;
+- ``{"event": <job:ready event>}``, a long job's start the durable worker's asynchronous invocation gave up on
+  (its dead-letter queue, when Lambda uses it for a durable function);
+- Lambda's ``Durable Execution Status Change`` event (EventBridge) for a long job's execution that ended
+  ``TIMED_OUT``, ``STOPPED`` or ``FAILED``: the execution is named after the job, and the job is failed with
+  :data:`LONG_JOB_ENDED_MESSAGE` unless the execution already ended it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import flatfile_jobs
 from flatfile_jobs import FlatfileEvent
@@ -27,9 +39,12 @@ __all__ = [
     "CRASH_MESSAGE",
     "DEAD_LETTER_MAX_RECEIVES",
     "DEAD_LETTER_MESSAGE",
+    "DURABLE_STATUS_CHANGE",
+    "LONG_JOB_ENDED_MESSAGE",
     "dead_letter_message",
     "fail_dead_letter",
     "handle_dead_letter",
+    "long_job_ended_message",
 ]
 
 DEAD_LETTER_MESSAGE = (
@@ -40,6 +55,16 @@ CRASH_MESSAGE = (
     "The worker stopped without reporting on this job at every attempt; it may have run out of memory"
     "{limits}. Try a smaller file; if it keeps failing, contact support with job id {job_id}."
 )
+LONG_JOB_ENDED_MESSAGE = (
+    "Long job ended without finishing: {reason}. Please try again; if it keeps happening, contact support "
+    "with job id {job_id}."
+)
+# Lambda's EventBridge event for a durable execution's status (source aws.lambda).
+DURABLE_STATUS_CHANGE = "Durable Execution Status Change"
+# How an execution ended without our code completing or failing the job (SUCCEEDED means it did).
+_UNFINISHED_ENDS = frozenset({"TIMED_OUT", "STOPPED", "FAILED"})
+# The execution's name is the job id: a Flatfile id, the same shape every id reaching a URL is held to.
+_FLATFILE_ID = re.compile(r"[A-Za-z0-9_]{1,128}")
 # A dead letter that still cannot be handled after this many receives (about an hour at the dead-letter
 # queue's 6-minute visibility timeout) is logged at ERROR, counted and dropped, not retried for 14 days.
 DEAD_LETTER_MAX_RECEIVES = 10
@@ -57,20 +82,45 @@ def dead_letter_message(job_id: str, *, crashed: bool, settings: Settings) -> st
     return CRASH_MESSAGE.format(job_id=job_id, limits=limits)
 
 
+def long_job_ended_message(job_id: str, status: str, *, seconds: int | None = None) -> str:
+    """The message a long job is failed with when its durable execution ended ``status`` without finishing it."""
+    if status == "TIMED_OUT":
+        after = f" after {seconds} s" if seconds is not None else ""
+        reason = f"it ran past its time limit (its durable execution timed out{after})"
+    elif status == "STOPPED":
+        reason = "its durable execution was stopped"
+    else:
+        reason = "its durable execution failed"
+    return LONG_JOB_ENDED_MESSAGE.format(reason=reason, job_id=job_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _DeadLetter:
+    """What a record asks for: fail ``job_id``; ``ended`` is the durable execution's status when it ended one."""
+
+    job_id: str
+    ended: str | None = None
+    seconds: int | None = None
+
+
 def fail_dead_letter(body: str) -> bool:
     """Fail the job in a dead-lettered record unless it already ended; ``True`` when it was failed.
 
     Raises:
         FlatfileAPIError: Flatfile could not be reached; the record stays in the dead-letter queue.
-        ValueError: The body holds no job, or its ``context.jobId`` is not shaped like a Flatfile id: it names
-            no job that could be failed and is never put in a URL (:func:`handle_dead_letter` drops it).
+        ValueError: The body holds no job (nor an unfinished durable execution's end), or its job id is not
+            shaped like a Flatfile id: it names no job that could be failed and is never put in a URL
+            (:func:`handle_dead_letter` drops it).
     """
-    job_id = _job_id(body)
+    letter = _read(body)
     runtime = get_runtime()
-    crashed = job_record_status(runtime.idempotency_store(), job_id) == "INPROGRESS"
+    if letter.ended is not None:
+        message = long_job_ended_message(letter.job_id, letter.ended, seconds=letter.seconds)
+    else:
+        crashed = job_record_status(runtime.idempotency_store(), letter.job_id) == "INPROGRESS"
+        message = dead_letter_message(letter.job_id, crashed=crashed, settings=runtime.settings)
     flatfile_jobs.configure(token=runtime.api_token())
-    message = dead_letter_message(job_id, crashed=crashed, settings=runtime.settings)
-    return flatfile_jobs.fail_unfinished_job(job_id, message)
+    return flatfile_jobs.fail_unfinished_job(letter.job_id, message)
 
 
 def handle_dead_letter(
@@ -102,29 +152,69 @@ def handle_dead_letter(
         )
         raise
     metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=1)
-    logger.error("Dead-lettered job", extra={"message_id": message_id, "marked_failed": failed})
+    extra: dict[str, Any] = {"message_id": message_id, "marked_failed": failed}
+    ended = _read(body).ended
+    if ended is not None:
+        extra["durable_execution_status"] = ended
+    logger.error("Dead-lettered job", extra=extra)
     return failed
 
 
-def _job_id(body: str) -> str:
-    """The dead letter's job id, checked like every id that reaches a URL (else it names no job to fail)."""
+def _read(body: str) -> _DeadLetter:
+    """The record's job (and how its durable execution ended), its id checked like every id that reaches a URL.
+
+    Raises:
+        ValueError: No job to fail: not JSON, not one of the three shapes, or an id that is not a Flatfile id.
+    """
     try:
-        event = json.loads(body)
+        record = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"the record holds no job:ready event ({type(exc).__name__})") from None
-    if not isinstance(event, dict):
+    if not isinstance(record, dict):
         raise ValueError("the record holds no job:ready event (not a JSON object)")
+    if record.get("detail-type") == DURABLE_STATUS_CHANGE:
+        return _read_status_change(record)
+    if set(record) == {"event"} and isinstance(record["event"], dict):
+        record = record["event"]  # the durable worker's start, as the worker sent it
     try:
-        job_id = FlatfileEvent.of(event).context_id("jobId")
+        job_id = FlatfileEvent.of(record).context_id("jobId")
     except InvalidEventError as exc:
         raise ValueError(str(exc)) from None
     if job_id is None:
         raise ValueError("event.context.jobId is missing")
-    return job_id
+    return _DeadLetter(job_id)
+
+
+def _read_status_change(record: dict[str, Any]) -> _DeadLetter:
+    detail = record.get("detail")
+    if record.get("source") != "aws.lambda" or not isinstance(detail, dict):
+        raise ValueError("the durable execution status change has no aws.lambda detail")
+    status = detail.get("status")
+    if status not in _UNFINISHED_ENDS:
+        raise ValueError(
+            f"detail.status {str(status)[:20]!r} is not an unfinished end (TIMED_OUT, STOPPED, FAILED)"
+        )
+    name = detail.get("durableExecutionName")
+    if not isinstance(name, str) or not _FLATFILE_ID.fullmatch(name):
+        raise ValueError(
+            "detail.durableExecutionName must be a Flatfile job id (1 to 128 ASCII letters, digits or _)"
+        )
+    return _DeadLetter(name, ended=str(status), seconds=_elapsed(detail))
+
+
+def _elapsed(detail: dict[str, Any]) -> int | None:
+    """Whole seconds from the execution's start to its end, when both timestamps read as ISO-8601."""
+    try:
+        started = datetime.fromisoformat(str(detail["startTimestamp"]))
+        ended = datetime.fromisoformat(str(detail["endTimestamp"]))
+        seconds = (ended - started).total_seconds()
+    except (KeyError, ValueError, TypeError):
+        return None
+    return round(seconds) if seconds >= 0 else None
 
 
 def _job_id_or_none(body: str) -> str | None:
     try:
-        return _job_id(body)
+        return _read(body).job_id
     except ValueError:
         return None
