@@ -6,11 +6,14 @@ message taken from moto's dead-letter queue); the API key comes from moto's Secr
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
 
 from flatfile_jobs.testing import FakeFlatfile, Fault
@@ -24,7 +27,7 @@ from flatfile_stack.dead_letter import (
 )
 from flatfile_stack.idempotency import JOB_KEY_PREFIX, dynamodb_persistence, job_config
 
-from ._support import AwsStack, StackEnv, load_event, metric_names, point_logs_at_stdout
+from ._support import REGION, ROOT, AwsStack, StackEnv, load_event, metric_names, point_logs_at_stdout
 
 Invoke = Callable[[dict[str, Any]], Any]
 
@@ -369,3 +372,74 @@ def test_malformed_long_job_dead_letter_is_dropped_logged_and_counted(
     assert line["reason"].startswith(f"ValueError: {reason}")
     assert line.get("job_id") is None  # no id worth naming (Powertools leaves a None field out)
     assert metric_names(out) == ["DeadLettersDropped"]
+
+
+def _rule_pattern(stack: str, account: str) -> dict[str, Any]:
+    """template.yaml's LongJobEndedRule pattern as CloudFormation resolves it for ``stack`` in ``account``."""
+    decode = importlib.import_module("cfnlint.decode")
+    template, errors = decode.decode_str((ROOT / "template.yaml").read_text(encoding="utf-8"))
+    assert not errors
+    names = {
+        "AWS::Partition": "aws",
+        "AWS::Region": REGION,
+        "AWS::AccountId": account,
+        "AWS::StackName": stack,
+    }
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict) and set(node) == {"Fn::Sub"}:
+            return re.sub(r"\$\{([^}]+)\}", lambda match: names[match[1]], node["Fn::Sub"])
+        if isinstance(node, dict):
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    pattern: dict[str, Any] = resolve(
+        json.loads(json.dumps(template["Resources"]["LongJobEndedRule"]["Properties"]["EventPattern"]))
+    )
+    return pattern
+
+
+def test_the_rule_routes_unfinished_durable_worker_executions_to_the_dead_letter_function(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack
+) -> None:
+    """End to end on moto: the template's rule takes the durable worker's TIMED_OUT change (not a SUCCEEDED one,
+    nor another function's) to the DLQ, and the dead-letter function fails that job."""
+    account = "123456789012"
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(Name="LongJobEndedRule", EventPattern=json.dumps(_rule_pattern("flatfile-jobs", account)))
+    events.put_targets(
+        Rule="LongJobEndedRule", Targets=[{"Id": "DeadLetterQueue", "Arn": aws.queue_arn(aws.dlq_url)}]
+    )
+    worker = f"arn:aws:lambda:{REGION}:{account}:function:flatfile-jobs-durable-worker"
+    sent = [
+        ("us_jb_longdead1", f"{worker}:3", "TIMED_OUT"),
+        ("us_jb_longdead2", f"{worker}:3", "SUCCEEDED"),
+        ("us_jb_longdead3", f"{worker}-other:3", "TIMED_OUT"),
+        ("us_jb_longdead4", f"arn:aws:lambda:{REGION}:{account}:function:elsewhere:1", "STOPPED"),
+    ]
+    for job_id, function_arn, status in sent:
+        fake.add_job("file:extract", job_id=job_id, status="executing")
+        detail = status_change(status, name=job_id)["detail"] | {"functionArn": function_arn}
+        answer = events.put_events(
+            Entries=[
+                {
+                    "Source": "aws.lambda",
+                    "DetailType": "Durable Execution Status Change",
+                    "Detail": json.dumps(detail),
+                }
+            ]
+        )
+        assert answer["FailedEntryCount"] == 0
+    [message] = aws.receive(aws.dlq_url, delete=False)
+    assert invoke(aws.lambda_event(message, aws.dlq_url)) == {"batchItemFailures": []}
+    assert [fake.job(job_id)["status"] for job_id, _, _ in sent] == [
+        "failed",
+        "executing",
+        "executing",
+        "executing",
+    ]
+    assert fake.job("us_jb_longdead1")["outcome"]["message"] == long_job_ended_message(
+        "us_jb_longdead1", "TIMED_OUT", seconds=86400
+    )

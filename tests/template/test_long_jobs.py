@@ -125,3 +125,75 @@ def test_durable_sdk_is_pinned_in_the_durable_worker_and_the_dev_tools_alike() -
     }
     assert function_pins <= _pins(ROOT / "requirements-dev.txt")  # what the tests ran with
     assert not any("durable" in pin for pin in _pins(ROOT / "layers/shared/requirements.txt"))
+
+
+DEAD_LETTER_QUEUE_ARN = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+DURABLE_WORKER_ARN = (
+    "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-durable-worker"
+)
+
+
+def test_unfinished_executions_reach_the_dead_letter_queue(resources: dict[str, Any]) -> None:
+    """A rule sends the durable worker's TIMED_OUT, STOPPED and FAILED status changes to the dead-letter queue."""
+    from flatfile_stack.dead_letter import DURABLE_STATUS_CHANGE
+
+    rule = resources["LongJobEndedRule"]
+    assert (rule["Type"], rule["Condition"]) == ("AWS::Events::Rule", "LongJobsEnabled")
+    props = rule["Properties"]
+    assert props["State"] == "ENABLED"
+    assert "EventBusName" not in props  # Lambda sends the status changes to the default bus
+    assert props["EventPattern"] == {
+        "source": ["aws.lambda"],
+        "detail-type": [DURABLE_STATUS_CHANGE],
+        "detail": {
+            "status": ["TIMED_OUT", "STOPPED", "FAILED"],
+            # the function's versions (":3"), or the function itself; not another one named alike
+            "functionArn": [
+                {"Fn::Sub": DURABLE_WORKER_ARN},
+                {"prefix": {"Fn::Sub": DURABLE_WORKER_ARN + ":"}},
+            ],
+        },
+    }
+    assert resources["DurableWorkerFunction"]["Properties"]["FunctionName"] == {
+        "Fn::Sub": "${AWS::StackName}-durable-worker"
+    }
+    assert props["Targets"] == [{"Id": "DeadLetterQueue", "Arn": DEAD_LETTER_QUEUE_ARN}]  # no transformation
+
+
+def test_only_that_rule_may_send_to_the_dead_letter_queue(resources: dict[str, Any]) -> None:
+    """The queue policy lets EventBridge send for LongJobEndedRule only, and nothing else; none with long jobs off."""
+    policies = {name: r for name, r in resources.items() if r["Type"] == "AWS::SQS::QueuePolicy"}
+    assert list(policies) == ["DeadLetterQueuePolicy"]
+    policy = policies["DeadLetterQueuePolicy"]
+    assert policy["Condition"] == "LongJobsEnabled"
+    assert policy["Properties"]["Queues"] == [ref("DeadLetterQueue")]
+    assert policy["Properties"]["PolicyDocument"]["Statement"] == [
+        {
+            "Sid": "LongJobEndedRuleSends",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": DEAD_LETTER_QUEUE_ARN,
+            "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["LongJobEndedRule", "Arn"]}}},
+        }
+    ]
+
+
+def test_durable_worker_dead_letters_its_failed_starts_without_destinations(
+    resources: dict[str, Any],
+) -> None:
+    """The durable worker's asynchronous invocations dead-letter to the same queue; no invocation destinations
+    (Lambda durable functions don't support them)."""
+    props = resources["DurableWorkerFunction"]["Properties"]
+    assert props["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": DEAD_LETTER_QUEUE_ARN}
+    assert "EventInvokeConfig" not in props
+    assert not [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    sends = [s for s in _role_statements(resources, "DurableWorkerRole") if s["Action"] == "sqs:SendMessage"]
+    assert sends == [
+        {
+            "Sid": "DeadLetterUnstartedLongJobs",
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": DEAD_LETTER_QUEUE_ARN,
+        }
+    ]

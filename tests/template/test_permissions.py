@@ -54,9 +54,11 @@ EXPECTED_GRANTS = {
     | _grants(IDEMPOTENCY_DYNAMODB, "IdempotencyTable")
     | _grants({"secretsmanager:GetSecretValue"}, "FlatfileApiKeySecret")
     | _grants({"lambda:InvokeFunction"}, "DurableWorkerFunctionAliaslive"),
-    # The SDK's checkpoints on its own function's versions; the API key.
+    # The SDK's checkpoints on its own function's versions; the API key; its asynchronous invocations' dead
+    # letters (Lambda sends them with the function's role).
     "DurableWorkerFunction": _grants(DURABLE_EXECUTION, DURABLE_WORKER_VERSIONS)
-    | _grants({"secretsmanager:GetSecretValue"}, "FlatfileApiKeySecret"),
+    | _grants({"secretsmanager:GetSecretValue"}, "FlatfileApiKeySecret")
+    | _grants({"sqs:SendMessage"}, "DeadLetterQueue"),
     # The event source; job_record_status (get_item: did the run die in progress?); the API key.
     "DeadLetterFunction": _grants(EVENT_SOURCE_SQS, "DeadLetterQueue")
     | _grants({"dynamodb:GetItem"}, "IdempotencyTable")
