@@ -1,7 +1,10 @@
 """Long jobs on this machine: the SDK's local test runner runs each durable execution in-process.
 
 The runner replays the durable worker's handler exactly as Lambda would, skipping wait time, so a job that waits
-an hour completes in seconds. Like Lambda, a start with a known execution name starts nothing new.
+an hour completes in seconds. Like Lambda, a start with a known execution name starts nothing new; like Lambda,
+an execution that ends ``FAILED``, ``TIMED_OUT`` or ``STOPPED`` is reported as a ``Durable Execution Status
+Change`` event (to ``on_unfinished``: the local stack hands it to the dead-letter function, as the stack's rule
+does).
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_durable_execution_sdk_python_testing import DurableFunctionTestResult, DurableFunctionTestRunner
@@ -18,19 +22,55 @@ from flatfile_jobs._durable import close_long_job_loop
 from flatfile_stack import durable
 from flatfile_stack.long_jobs import execution_name, execution_payload
 
-__all__ = ["LocalDurableStarter"]
+__all__ = ["LocalDurableStarter", "status_change_event"]
 
 # The local run's stand-in for the stack's DurableExecutionTimeout (the runner's own default is 5 minutes).
 LOCAL_EXECUTION_TIMEOUT = 3600
+LOCAL_FUNCTION_ARN = "arn:aws:lambda:local:000000000000:function:flatfile-jobs-durable-worker"
+# How an execution ends without the durable worker having completed or failed its job.
+UNFINISHED = frozenset({"FAILED", "TIMED_OUT", "STOPPED"})
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def status_change_event(name: str, status: str, *, started: datetime, ended: datetime) -> dict[str, Any]:
+    """Lambda's EventBridge event for the durable worker's execution ``name`` that ended ``status``."""
+    return {
+        "version": "0",
+        "id": f"local-{name}-{status.lower()}",
+        "detail-type": "Durable Execution Status Change",
+        "source": "aws.lambda",
+        "account": "000000000000",
+        "time": _timestamp(ended).split(".")[0] + "Z",
+        "region": "local",
+        "resources": [],
+        "detail": {
+            "durableExecutionArn": f"{LOCAL_FUNCTION_ARN}:$LATEST/durable-execution/{name}/local",
+            "durableExecutionName": name,
+            "functionArn": f"{LOCAL_FUNCTION_ARN}:$LATEST",
+            "status": status,
+            "startTimestamp": _timestamp(started),
+            "endTimestamp": _timestamp(ended),
+        },
+    }
 
 
 class LocalDurableStarter:
     """A ``DurableStarter`` on ``DurableFunctionTestRunner``: executions run on the runner's threads."""
 
-    def __init__(self, *, execution_timeout: int = LOCAL_EXECUTION_TIMEOUT) -> None:
+    def __init__(
+        self,
+        *,
+        execution_timeout: int = LOCAL_EXECUTION_TIMEOUT,
+        on_unfinished: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._runner: DurableFunctionTestRunner | None = None
         self._timeout = execution_timeout
+        self._on_unfinished = on_unfinished
+        self._started: dict[str, datetime] = {}
         self.executions: dict[str, str] = {}
         self._ended: dict[str, threading.Event] = {}
         self._results: dict[str, DurableFunctionTestResult | Exception] = {}
@@ -51,6 +91,7 @@ class LocalDurableStarter:
                     execution_name=name,
                 )
                 self.executions[name] = arn
+                self._started[name] = datetime.now(UTC)
                 self._ended[name] = threading.Event()
                 # One waiter per execution: the runner forgets a completion once someone has waited for it.
                 threading.Thread(target=self._wait, args=(self._runner, name, arn), daemon=True).start()
@@ -58,7 +99,14 @@ class LocalDurableStarter:
 
     def _wait(self, runner: DurableFunctionTestRunner, name: str, arn: str) -> None:
         try:
-            self._results[name] = runner.wait_for_result(arn, timeout=self._timeout + 60)
+            result = self._results[name] = runner.wait_for_result(arn, timeout=self._timeout + 60)
+            status = getattr(result.execution_status, "value", None)
+            if self._on_unfinished is not None and status in UNFINISHED:
+                # Reported before the execution counts as ended: whoever waits for it then sees its dead letter.
+                event = status_change_event(
+                    name, str(status), started=self._started[name], ended=datetime.now(UTC)
+                )
+                self._on_unfinished(event)
         except Exception as exc:  # handed to whoever asks for the result
             self._results[name] = exc
         finally:
