@@ -34,8 +34,9 @@ from ._config import ApiSettings, debug_from_env
 from ._contract import JobReturn, Plugin, Tick
 from ._errors import InvalidEventError, InvalidOutcomeError, JobCanceled, JobTimeoutError, StepFailedError
 from ._events import FlatfileEvent
-from ._log import log_context
-from ._results import JobResult, JobStatus
+from ._job_status import JobStatus
+from ._log import JobLog, log_context
+from ._results import JobResult
 
 if TYPE_CHECKING:
     from ._api import FlatfileClient
@@ -325,8 +326,6 @@ class _CheckpointedSteps:
         if job.get("status") == "canceled":
             raise JobCanceled(run.job_id)
         high = max(run.floor, int(job.get("progress") or 0))
-        from ._lifecycle import JobLog
-
         ticker = Ticker(
             client, run.job_id, interval=run.job.tick_interval, loop=_LOOP.loop(), log=JobLog(run.event),
             last_job=job,

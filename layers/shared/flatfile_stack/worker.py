@@ -55,7 +55,7 @@ MAX_EVENT_DEPTH = 500
 HEARTBEAT_STOP_SECONDS = 10.0
 
 _METRIC_BY_STATUS = {
-    "completed": "JobsCompleted",
+    "complete": "JobsCompleted",
     "failed": "JobsFailed",
     "timed_out": "JobsTimedOut",
     "canceled": "JobsCanceled",
