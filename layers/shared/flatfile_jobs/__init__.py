@@ -11,7 +11,7 @@ Example:
 import typing
 
 from ._admin import fail_unfinished_job
-from ._contract import AsyncJobHandler, AsyncTick, JobHandler, Plugin, Tick
+from ._contract import AsyncJobHandler, AsyncTick, JobHandler, Tick
 from ._durable import Steps, StepTick, long_job_handler
 from ._errors import (
     ConfigurationError,
@@ -24,7 +24,7 @@ from ._errors import (
     StepFailedError,
 )
 from ._events import FlatfileEvent
-from ._listener import FlatfileListener, configure, job_handler
+from ._listener import FlatfileListener, Plugin, configure, job_handler
 from ._outcomes import (
     FileLink,
     JobCompleteDetails,

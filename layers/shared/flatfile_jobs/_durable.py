@@ -30,8 +30,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
+from ._checkpoints import Checkpoints
 from ._config import ApiSettings, debug_from_env
-from ._contract import JobReturn, Plugin, Tick
+from ._contract import JobReturn, Tick
 from ._errors import InvalidEventError, InvalidOutcomeError, JobCanceled, JobTimeoutError, StepFailedError
 from ._events import FlatfileEvent
 from ._job_status import JobStatus
@@ -40,7 +41,7 @@ from ._results import JobResult
 
 if TYPE_CHECKING:
     from ._api import FlatfileClient
-    from ._listener import FlatfileListener
+    from ._listener import FlatfileListener, Plugin
 
 __all__ = [
     "Checkpoints",
@@ -89,28 +90,6 @@ class Steps(Protocol):
 
 #: ``def handler(event, steps)`` (sync): returns what a job handler returns.
 LongJobHandler: TypeAlias = Callable[[FlatfileEvent, Steps], JobReturn]
-
-
-class Checkpoints(Protocol):
-    """A durable engine's operations, as the lifecycle needs them (``flatfile_stack.durable`` adapts the SDK)."""
-
-    def step(
-        self, name: str, fn: Callable[[int], T], *, attempts: int, retry_if: Callable[[BaseException], bool]
-    ) -> T:
-        """Run ``fn(attempt)`` (attempt counts from 1) until it returns, checkpoint its JSON result.
-
-        Raises:
-            StepFailedError: ``fn`` failed ``attempts`` times, or with an error ``retry_if`` refuses.
-        """
-        ...
-
-    def wait(self, name: str, seconds: int) -> None:
-        """Suspend the execution for ``seconds``."""
-        ...
-
-    def is_engine_error(self, exc: BaseException) -> bool:
-        """Whether ``exc`` belongs to the engine (it must propagate, not fail the job)."""
-        ...
 
 
 class _LoopThread:

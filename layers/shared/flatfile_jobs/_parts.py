@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
-from ._contract import AsyncJobHandler, AsyncTick, JobHandler, JobReturn, Plugin, Tick
+from ._contract import AsyncJobHandler, AsyncTick, JobHandler, JobReturn, Tick
 from ._errors import FlatfileAPIError, InvalidEventError
 from ._events import FlatfileEvent
 from ._job_status import ENDED
@@ -38,7 +38,7 @@ from ._results import JobResult
 if TYPE_CHECKING:
     from ._api import FlatfileClient
     from ._lifecycle import _JobRun
-    from ._listener import FlatfileListener
+    from ._listener import FlatfileListener, Plugin
 
 __all__ = ["PARTS_COMPLETED", "multipart_job_handler"]
 
