@@ -25,8 +25,8 @@ __all__ = [
     "FLATFILE_ID",
     "JOB_TOPICS",
     "FlatfileEvent",
+    "event_without_token",
     "is_flatfile_id",
-    "raw_event",
     "require_flatfile_id",
     "require_job_ready",
 ]
@@ -153,8 +153,8 @@ class FlatfileEvent:
         return str(value) if value else None
 
 
-def raw_event(delivered: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the raw event from a delivery, without ``_accessToken`` (the same dict when it has none).
+def event_without_token(delivered: Mapping[str, Any]) -> dict[str, Any]:
+    """The raw event from a delivery, with the agent's ``_accessToken`` dropped (the same dict when it has none).
 
     Accepts the raw Flatfile event and the shape @flatfile/plugin-webhook-event-forwarder posts (the raw
     event under ``src``, copies at top level, and the agent's token as ``_accessToken``).

@@ -23,8 +23,8 @@ from aws_lambda_powertools import Logger
 import flatfile_jobs
 from flatfile_jobs import ConfigurationError, EventCursor, EventPoller, FlatfileAPIError
 from flatfile_jobs._events import JOB_TOPICS
-from flatfile_jobs.webhook import DeliveryError, ReceivePolicy, receive
 
+from .delivery_policy import DeliveryError, ReceivePolicy, receive
 from .runtime import Runtime, get_runtime
 from .settings import FLATFILE_ENVIRONMENT_ID, POLLER_STATE_TABLE
 
