@@ -12,8 +12,8 @@ import pytest
 from flatfile_jobs import EventCursor, EventPoller, FlatfileAPIError
 from flatfile_jobs._api import FlatfileClient
 from flatfile_jobs._config import ApiSettings
+from flatfile_jobs._event_loops import run_sync
 from flatfile_jobs._polling import MemoryCursorStore
-from flatfile_jobs._runtime import run_sync
 from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs.webhook import InvalidEventError
 

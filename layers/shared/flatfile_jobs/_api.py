@@ -89,7 +89,7 @@ class FlatfileClient:
         self._http = http or _new_http(settings)
         self._log = get_logger()
 
-    def debugging(self, debug: bool) -> FlatfileClient:
+    def with_debug(self, debug: bool) -> FlatfileClient:
         """This client (same connection pool) with call logging at INFO (``True``) or DEBUG (``False``)."""
         if debug == self.debug:
             return self
@@ -384,7 +384,7 @@ def client_for(settings: ApiSettings, *, debug: bool = False) -> FlatfileClient:
     client = per_loop.get((settings, debug))
     if client is None:
         other = per_loop.get((settings, not debug))
-        client = other.debugging(debug) if other is not None else FlatfileClient(settings, debug=debug)
+        client = other.with_debug(debug) if other is not None else FlatfileClient(settings, debug=debug)
         per_loop[(settings, debug)] = client
     return client
 

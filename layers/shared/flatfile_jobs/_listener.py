@@ -187,7 +187,7 @@ class FlatfileListener:
 
     def dispatch(self, event: Mapping[str, Any], *, timeout: float | None = None) -> list[Any]:
         """Run every matching callback in registration order; see :meth:`adispatch`."""
-        from ._runtime import run_sync
+        from ._event_loops import run_sync
 
         return run_sync(self.adispatch(event, timeout=timeout))
 

@@ -257,13 +257,13 @@ class EventPoller:
 
     def poll(self) -> list[dict[str, Any]]:
         """Synchronous :meth:`apoll`."""
-        from ._runtime import run_sync
+        from ._event_loops import run_sync
 
         return run_sync(self.apoll())
 
     def ack(self, event: Mapping[str, Any]) -> None:
         """Synchronous :meth:`aack`."""
-        from ._runtime import run_sync
+        from ._event_loops import run_sync
 
         run_sync(self.aack(event))
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import flatfile_jobs
 from flatfile_jobs import FlatfileEvent
+from flatfile_jobs._dead_letters import fail_unfinished_job
 from flatfile_jobs.webhook import InvalidEventError
 
 from .idempotency import job_record_status
@@ -70,7 +71,7 @@ def fail_dead_letter(body: str) -> bool:
     crashed = job_record_status(runtime.idempotency_store(), job_id) == "INPROGRESS"
     flatfile_jobs.configure(token=runtime.api_token())
     message = dead_letter_message(job_id, crashed=crashed, settings=runtime.settings)
-    return flatfile_jobs.fail_unfinished_job(job_id, message)
+    return fail_unfinished_job(job_id, message)
 
 
 def handle_dead_letter(
