@@ -307,13 +307,15 @@ class FlatfileClient:
         pagination = body.get("pagination")
         return jobs, pagination if isinstance(pagination, Mapping) else {}
 
-    async def list_events(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        """``GET /events`` with the given query."""
-        return list(await self._request("GET", "/events", params=params, expect=list))
+    async def list_events(
+        self, params: Mapping[str, str], *, budget: float | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /events`` with the given query: one page of events."""
+        return list(await self._request("GET", "/events", params=params, budget=budget, expect=list))
 
-    async def ack_event(self, event_id: str) -> None:
+    async def ack_event(self, event_id: str, *, budget: float | None = None) -> None:
         """``POST /events/{eventId}/ack``."""
-        await self._request("POST", self._path("POST", "events", event_id, "ack"))
+        await self._request("POST", self._path("POST", "events", event_id, "ack"), budget=budget)
 
     async def get_records(self, sheet_id: str) -> list[dict[str, Any]]:
         """``GET /sheets/{sheetId}/records``: the sheet's records."""
