@@ -44,7 +44,8 @@ from ._support import (
 ENVIRONMENT = "us_env_example1"
 OTHER_SECRET = "whsec_" + base64.b64encode(b"the previous signing key, rotated").decode()
 ACCESS_TOKEN = "sk_agent_token_Vb8Rt2Yq6Wn3Xe5M"
-# Standard Webhooks' published test vector (spec section 6).
+# Standard Webhooks' published test vector
+# (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md).
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 VECTOR_TIMESTAMP = 1614265330

@@ -1,4 +1,6 @@
-"""The job lifecycle against the fake Flatfile API: wire parity with the plugin (spec §4), then the improvements.
+"""The job lifecycle against the fake Flatfile API: wire parity with the plugin, then the improvements.
+
+The plugin is @flatfile/plugin-job-handler (https://github.com/FlatFilers/flatfile-plugins/blob/main/plugins/job-handler/src/job.handler.ts).
 
 Every scenario runs twice, with a ``def`` handler and an ``async def`` handler (the ``mode`` fixture).
 """
@@ -75,7 +77,7 @@ def finishing_calls(fake: FakeFlatfile, job_id: str) -> list[str]:
     ]
 
 
-# -- parity: exact request sequences (spec §4) ---------------------------------------------------------------
+# -- parity: exact request sequences (the plugin's jobHandler) -----------------------------------------------
 
 
 def test_noop_handler_sends_ack_then_default_complete(
@@ -806,7 +808,7 @@ def test_api_calls_are_logged_at_debug_unless_asked(
 def test_api_call_lines_carry_event_id_and_job_name(
     fake: FakeFlatfile, listen: Listen, script: Script, lib_records: Records
 ) -> None:
-    """Issue #2 §10: *each* line carries job id, event id and job name, the API call lines too."""
+    """*Each* line a job logs carries job id, event id and job name, the API call lines too."""
     event, job_id = new_job(fake)
     one_result(listen(script(), debug=True), event)
     calls = [r for r in lib_records() if r.getMessage() == "Flatfile API call"]

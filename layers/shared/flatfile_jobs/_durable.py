@@ -1,4 +1,8 @@
-"""Long jobs: one Flatfile job as the checkpointed steps of a durable execution (spec §9).
+"""Long jobs: one Flatfile job as the checkpointed steps of a durable execution.
+
+Durable executions are AWS Lambda's checkpoint-and-replay engine for work longer than one invocation
+(https://docs.aws.amazon.com/lambda/latest/dg/durable-functions.html); this module knows only the
+:class:`~flatfile_jobs._checkpoints.Checkpoints` it needs from one.
 
 A long handler is ``def handler(event, steps)``. It does its work in named steps, ``steps.run("extract", fn)``
 where ``fn(tick)`` ticks as usual and returns a JSON value, and pauses with ``steps.wait("cool-down",

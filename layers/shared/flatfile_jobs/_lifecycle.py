@@ -1,10 +1,11 @@
 """The job lifecycle: ack → handler(event, tick) → complete | fail, with parity to the JS plugin.
 
-Wire behaviour (spec §4): ack ``{"info":"Accepted","progress":0}`` outside the error handling (if it fails
-the handler never runs and the error reaches the caller, so the queue redelivers); the handler's return
-value is the complete body (default ``{"outcome":{"message":"Job complete"}}``); an exception from the
-handler or from complete fails the job with its message. On top: coalesced ticks, cancellation, a deadline,
-outcome validation and retries (in the client).
+Wire behaviour, as @flatfile/plugin-job-handler's ``jobHandler`` sends it: ack
+``{"info":"Accepted","progress":0}`` outside the error handling (if it fails the handler never runs and the
+error reaches the caller, so the queue redelivers); the handler's return value is the complete body (default
+``{"outcome":{"message":"Job complete"}}``); an exception from the handler or from complete fails the job with
+its message. On top: coalesced ticks, cancellation, a deadline, outcome validation and retries (in the client).
+The plugin: https://github.com/FlatFilers/flatfile-plugins/blob/main/plugins/job-handler/src/job.handler.ts
 """
 
 from __future__ import annotations
