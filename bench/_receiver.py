@@ -104,7 +104,7 @@ def _components(app: ModuleType, request: dict[str, Any], context: LocalContext)
         ),
         ("  `json.loads` of the body", lambda: json.loads(body)),
         (
-            "  `listener.matches` (spec §5 filters of the 4 sample jobs)",
+            "  `listener.matches` (@flatfile/listener filters of the 4 sample jobs)",
             lambda: runtime.listener.matches(event),
         ),
         (

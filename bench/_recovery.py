@@ -67,8 +67,7 @@ def _template_queue() -> tuple[float, int]:
 
 def _crash_waits(timeline: Timeline, crash_offset: float) -> list[float]:
     """Seconds from each crash to the next receive (the last: to the dead letter), crashing at every receive."""
-    from flatfile_jobs.webhook import Delivery
-    from flatfile_stack.queues import MemoryJobQueue
+    from flatfile_stack.queues import Delivery, MemoryJobQueue
 
     clock = _Clock()
     queue = MemoryJobQueue(

@@ -298,7 +298,7 @@ def _details(
         "## How each figure was taken",
         "",
         f"1. {REQUESTS:,} signed `job:ready` deliveries through `functions/receiver/app.py`'s `lambda_handler` "
-        "(Powertools Logger + HTTP API resolver, Standard Webhooks check, spec §5 routing, enqueue to a "
+        "(Powertools Logger + HTTP API resolver, Standard Webhooks check, @flatfile/listener routing, enqueue to a "
         f"MemoryJobQueue: an in-memory queue, no SQS call), one thread, after 500 warm-up requests; log lines are formatted and written to "
         f"/dev/null. Answer: {receiver.status}.",
         f"2. Median of {RUNS} fresh processes each, interleaved, from spawn to the first answer ({cold.status}): "

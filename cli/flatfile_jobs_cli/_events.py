@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flatfile_jobs import webhook
+from flatfile_stack.queues import Delivery
 
 from ._common import CliError
 
@@ -246,7 +247,7 @@ def _queued_record(event: dict[str, Any], body: str, *, dead: bool) -> dict[str,
 
     queue = MemoryJobQueue(max_receives=1)
     try:
-        queue.send(webhook.Delivery(event=event, body=body, delivery_id=str(event["id"])))
+        queue.send(Delivery(event=event, body=body, delivery_id=str(event["id"])))
     except (KeyError, TypeError):
         raise CliError("the event needs an id, context.jobId and payload.job") from None
     record = queue.receive(timeout=0)

@@ -200,7 +200,7 @@ class DevelopLoop:
             )
 
     def _say_result(self, result: JobResult) -> None:
-        good = result.status == "completed"
+        good = result.status == "complete"
         mark = self.style.green(self.marks["ok"]) if good else self.style.red(self.marks["bad"])
         detail = f": {result.message}" if result.message else ""
         self._say(f"{mark} {result.job} {result.status} in {result.seconds:.1f} s{detail}")

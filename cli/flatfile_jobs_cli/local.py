@@ -33,9 +33,9 @@ import flatfile_jobs
 from flatfile_jobs import webhook
 from flatfile_jobs._polling import MemoryCursorStore
 from flatfile_jobs.testing import FakeFlatfile
-from flatfile_jobs.webhook import Delivery, parse_secrets
+from flatfile_jobs.webhook import parse_secrets
 from flatfile_stack.idempotency import MemoryPersistenceLayer
-from flatfile_stack.queues import JobQueue, MemoryJobQueue
+from flatfile_stack.queues import Delivery, JobQueue, MemoryJobQueue
 from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
 

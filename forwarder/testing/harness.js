@@ -91,7 +91,7 @@ export function recordingLogger () {
 }
 
 /**
- * A realistic raw `job:ready` event (spec §2 shape).
+ * A realistic raw `job:ready` event, in the shape Flatfile's API stores it.
  * @param {object} [payload] - Overrides merged into `payload`.
  * @returns {object}
  */

@@ -63,7 +63,7 @@ def test_two_jobs_run_once_are_acked_and_other_topics_are_left(
     assert not fake.events[other["id"]].get("acknowledgedAt")
     assert event_polls(fake) == 3  # the polls after the first found nothing new
     out = capsys.readouterr().out
-    assert "space:configure completed" in out
+    assert "space:configure complete" in out
     assert "Stopped after 3 poll(s); 2 event(s) handled." in out
 
 

@@ -20,6 +20,7 @@ from flatfile_jobs.testing import FakeFlatfile, job_ready_event
 from flatfile_jobs_cli.__main__ import build_parser, main
 from flatfile_jobs_cli.local import LocalStack, ensure_jobs
 from flatfile_jobs_cli.serve import serve
+from flatfile_stack.queues import Delivery
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks test vector's secret
 
@@ -336,7 +337,7 @@ def test_a_record_no_handler_runs_is_not_called_a_duplicate(start: Callable[...,
     event = job_ready_event("sheet:gone")
     job_id = event["context"]["jobId"]
     ensure_jobs(served.stack.fake, [event])
-    served.stack.queue.send(webhook.Delivery(event=event, body=json.dumps(event), delivery_id=event["id"]))
+    served.stack.queue.send(Delivery(event=event, body=json.dumps(event), delivery_id=event["id"]))
     out = served.wait_out(
         f"worker  sheet:gone {job_id}: no handler for sheet:gone ran, the job is still ready"
     )

@@ -45,7 +45,7 @@ def _rel(path: Path) -> str:
 
 
 def _job_ready(event: Any) -> None:
-    """``event`` is a job:ready event in the shape Flatfile stores (spec section 2)."""
+    """``event`` is a job:ready event in the shape Flatfile stores (``GET /events/{eventId}``)."""
     assert isinstance(event, dict)
     assert event["topic"] == "job:ready"
     assert event["domain"] == "job"

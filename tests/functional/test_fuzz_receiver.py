@@ -28,8 +28,8 @@ from moto import mock_aws
 
 from flatfile_jobs import webhook
 from flatfile_jobs.testing import job_ready_event
-from flatfile_jobs.webhook import MAX_DEPTH
 from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_stack.delivery_policy import MAX_BODY_BYTES, MAX_DEPTH
 from flatfile_stack.queues import MAX_MESSAGE_BYTES, SqsJobQueue, message_size
 from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
@@ -56,7 +56,7 @@ FUZZ = settings(
         HealthCheck.data_too_large,
     ],
 )
-LIMIT = webhook.MAX_BODY_BYTES
+LIMIT = MAX_BODY_BYTES
 WRONG_SECRET = "whsec_" + base64.b64encode(b"not-the-receivers-secret-at-all!").decode()
 SIGNED_OK = ("valid", "valid-among-several", "valid-header-case")
 JOB_NAMES = [

@@ -24,6 +24,7 @@ from flatfile_jobs import webhook
 from flatfile_jobs.testing import forwarded_event, job_ready_event
 from flatfile_jobs_cli._events import FunctionName, resign
 from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_stack import delivery_policy
 from jobs import listener
 
 from ._pipeline import http_event
@@ -43,7 +44,8 @@ from ._support import (
 ENVIRONMENT = "us_env_example1"
 OTHER_SECRET = "whsec_" + base64.b64encode(b"the previous signing key, rotated").decode()
 ACCESS_TOKEN = "sk_agent_token_Vb8Rt2Yq6Wn3Xe5M"
-# Standard Webhooks' published test vector (spec section 6).
+# Standard Webhooks' published test vector
+# (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md).
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 VECTOR_TIMESTAMP = 1614265330
@@ -387,14 +389,14 @@ def test_published_vector_verifies() -> None:
 
 def test_receiver_path_accepts_a_job_signed_with_the_vector_secret_at_its_timestamp() -> None:
     """``receive`` (the receiver's verifier path) accepts a job:ready signed as the vector is, at a frozen now."""
-    policy = webhook.ReceivePolicy(secrets=(VECTOR_SECRET,))
+    policy = delivery_policy.ReceivePolicy(secrets=(VECTOR_SECRET,))
     event = event_body("space:configure")
     body = compact(event)
     headers = {
         "content-type": "application/json",
         **webhook.sign(VECTOR_SECRET, body, msg_id=VECTOR_ID, timestamp=VECTOR_TIMESTAMP),
     }
-    delivery = webhook.receive(body, headers, policy=policy, listener=listener, now=VECTOR_TIMESTAMP)
+    delivery = delivery_policy.receive(body, headers, policy=policy, listener=listener, now=VECTOR_TIMESTAMP)
     assert delivery is not None
     assert (delivery.delivery_id, delivery.event) == (VECTOR_ID, event)
     vector_headers = {
@@ -405,9 +407,11 @@ def test_receiver_path_accepts_a_job_signed_with_the_vector_secret_at_its_timest
     }
     # The vector's own body passes the signature check and is then refused for its shape.
     with pytest.raises(webhook.InvalidEventError):
-        webhook.receive(VECTOR_BODY, vector_headers, policy=policy, listener=listener, now=VECTOR_TIMESTAMP)
+        delivery_policy.receive(
+            VECTOR_BODY, vector_headers, policy=policy, listener=listener, now=VECTOR_TIMESTAMP
+        )
     with pytest.raises(webhook.WebhookVerificationError):
-        webhook.receive(
+        delivery_policy.receive(
             VECTOR_BODY, vector_headers, policy=policy, listener=listener, now=VECTOR_TIMESTAMP + 301
         )
 
@@ -426,7 +430,7 @@ def test_environment_not_on_the_allow_list_is_403(post: Post, stack_env: StackEn
 
 def test_body_over_the_limit_is_413(post: Post, aws: AwsStack) -> None:
     """A body over 256 KiB (an SQS message's limit) answers 413, signed or not."""
-    event = event_body(input={"padding": "x" * webhook.MAX_BODY_BYTES})
+    event = event_body(input={"padding": "x" * delivery_policy.MAX_BODY_BYTES})
     refused(post(signed_post(event)), 413, "PayloadTooLargeError")
     refused(post(http_event(compact(event))), 413, "PayloadTooLargeError")
     assert aws.receive() == []
@@ -499,7 +503,7 @@ def test_input_nested_a_thousand_levels_is_400_not_a_crash(post: Post, aws: AwsS
     deep = b'{"a":' * 1000 + b"1" + b"}" * 1000
     answer = post(signed_post(with_input(deep)))
     refused(answer, 400, "MalformedJSONError")
-    assert f"deeper than {webhook.MAX_DEPTH}" in answer.body["message"]
+    assert f"deeper than {delivery_policy.MAX_DEPTH}" in answer.body["message"]
     assert aws.receive() == []
 
 

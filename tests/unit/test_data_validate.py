@@ -25,7 +25,7 @@ def test_a_valid_sheet_id_reads_that_sheets_records(fake: FakeFlatfile) -> None:
     """A Flatfile sheet id is read at /v1/sheets/<id>/records and the job completes."""
     fake.set_records("us_sh_1", [{"id": "us_rc_1", "values": {}}])
     result, _ = run(fake, "us_sh_1")
-    assert result.status == "completed"
+    assert result.status == "complete"
     assert "/v1/sheets/us_sh_1/records" in [request.target for request in fake.requests]
 
 

@@ -140,7 +140,7 @@ def test_long_job_sends_one_ack_its_ticks_and_one_complete(fake: FakeFlatfile, r
         ack(job_id, {"progress": 80, "info": "Loading..."}),
         (f"POST /jobs/{job_id}/complete", {"outcome": {"message": "Extracted."}}),
     ]
-    assert result["status"] == "completed"
+    assert result["status"] == "complete"
     assert fake.job(job_id)["status"] == "complete"
 
 
@@ -183,7 +183,7 @@ def test_replay_after_each_step_sends_nothing_again(fake: FakeFlatfile, run_long
         ack(job_id, {"progress": 90, "info": "three"}),
         (f"POST /jobs/{job_id}/complete", DEFAULT_COMPLETE),
     ]
-    assert result["status"] == "completed"
+    assert result["status"] == "complete"
 
 
 def test_step_failing_through_its_attempts_fails_the_job_once_with_its_message(
@@ -229,7 +229,7 @@ def test_step_failure_reaches_the_handler_as_step_failed_error(fake: FakeFlatfil
     job_id, result = run_long(handler, attempts=1)
     assert caught[-1] == ("optional", "no thumbnails")
     assert fake.calls(job_id)[-1] == (f"POST /jobs/{job_id}/complete", DEFAULT_COMPLETE)
-    assert result["status"] == "completed"
+    assert result["status"] == "complete"
 
 
 def test_a_retried_step_never_sends_lower_progress(fake: FakeFlatfile, run_long: Run) -> None:
@@ -251,7 +251,7 @@ def test_a_retried_step_never_sends_lower_progress(fake: FakeFlatfile, run_long:
         if isinstance(body, dict) and path.endswith("/ack")
     ]
     assert progress == [20, 50, 50, 90]
-    assert result["status"] == "completed"
+    assert result["status"] == "complete"
 
 
 def test_cancellation_during_a_wait_is_seen_at_the_next_step(fake: FakeFlatfile, run_long: Run) -> None:
@@ -463,7 +463,7 @@ def test_long_handler_runs_inline_when_long_jobs_are_off(fake: FakeFlatfile) -> 
     job_id = str(event["context"]["jobId"])
     assert listener.long_job(event) is not None
     [result] = listener.dispatch(event, timeout=10)
-    assert result.status == "completed"
+    assert result.status == "complete"
     assert waited[0] >= 0.05
     assert fake.calls(job_id) == [
         ack(job_id, ACCEPTED),

@@ -1,4 +1,6 @@
-"""The job lifecycle against the fake Flatfile API: wire parity with the plugin (spec §4), then the improvements.
+"""The job lifecycle against the fake Flatfile API: wire parity with the plugin, then the improvements.
+
+The plugin is @flatfile/plugin-job-handler (https://github.com/FlatFilers/flatfile-plugins/blob/main/plugins/job-handler/src/job.handler.ts).
 
 Every scenario runs twice, with a ``def`` handler and an ``async def`` handler (the ``mode`` fixture).
 """
@@ -75,7 +77,7 @@ def finishing_calls(fake: FakeFlatfile, job_id: str) -> list[str]:
     ]
 
 
-# -- parity: exact request sequences (spec §4) ---------------------------------------------------------------
+# -- parity: exact request sequences (the plugin's jobHandler) -----------------------------------------------
 
 
 def test_noop_handler_sends_ack_then_default_complete(
@@ -86,7 +88,7 @@ def test_noop_handler_sends_ack_then_default_complete(
     result = one_result(listen(script()), event)
     assert fake.calls(job_id) == [ack(job_id, ACCEPTED), complete(job_id)]
     assert (result.status, result.job_id, result.job, result.event_id, result.message) == (
-        "completed",
+        "complete",
         job_id,
         "space:configure",
         event["id"],
@@ -103,7 +105,7 @@ def test_basic_usage_seed_request_for_request(fake: FakeFlatfile, listen: Listen
         ("tick", 50, "Halfway there!"),
         ("tick", 100, "Configuration complete."),
     )
-    assert one_result(listen(handler, tick_interval=0), event).status == "completed"
+    assert one_result(listen(handler, tick_interval=0), event).status == "complete"
     assert fake.calls(job_id) == [
         ack(job_id, ACCEPTED),
         ack(job_id, {"progress": 10, "info": "Starting configuration..."}),
@@ -228,7 +230,7 @@ def test_ten_thousand_ticks_cause_at_most_five_requests(
     event, job_id = new_job(fake)
     result = one_result(listen(script(("ticks", 10_000, 0, 100))), event)
     calls = fake.calls(job_id)
-    assert result.status == "completed"
+    assert result.status == "complete"
     assert len(calls) <= 5
     assert calls[0] == ack(job_id, ACCEPTED)
     assert calls[1] == ack(job_id, {"progress": 0, "info": "row 0"})  # the first tick goes at once
@@ -332,7 +334,7 @@ def test_progress_is_a_whole_number_clamped_to_0_100(
 ) -> None:
     """Progress is rounded to a whole number and clamped to 0–100 before it is sent."""
     event, job_id = new_job(fake)
-    assert one_result(listen(script(("tick", progress)), tick_interval=0), event).status == "completed"
+    assert one_result(listen(script(("tick", progress)), tick_interval=0), event).status == "complete"
     assert fake.calls(job_id)[1] == ack(job_id, {"progress": sent})
     assert type(fake.calls(job_id)[1][1]["progress"]) is int  # type: ignore[index]
 
@@ -374,7 +376,7 @@ def test_complete_is_retried_after_503s(fake: FakeFlatfile, listen: Listen, scri
     event, job_id = new_job(fake)
     fake.add_fault(Fault(path=f"/jobs/{job_id}/complete", status=503, times=2))
     result = one_result(listen(script(), retry_budget=2.0), event)
-    assert result.status == "completed"
+    assert result.status == "complete"
     assert finishing_calls(fake, job_id) == [f"POST /jobs/{job_id}/complete"] * 3
     assert fake.job(job_id)["status"] == "complete"
 
@@ -383,7 +385,7 @@ def test_retry_after_is_waited_for(fake: FakeFlatfile, listen: Listen, script: S
     """A 429 with Retry-After: 0.3 on complete: the retry comes at least 0.3 s later."""
     event, job_id = new_job(fake)
     fake.add_fault(Fault(path=f"/jobs/{job_id}/complete", status=429, retry_after=0.3, times=1))
-    assert one_result(listen(script(), retry_budget=2.0), event).status == "completed"
+    assert one_result(listen(script(), retry_budget=2.0), event).status == "complete"
     first, second = (r for r in fake.requests if r.path.endswith("/complete"))
     assert (first.status, second.status) == (429, 200)
     assert second.at - first.at >= 0.3
@@ -403,7 +405,7 @@ def test_a_connection_reset_is_retried(fake: FakeFlatfile, listen: Listen, scrip
     """A connection reset on complete is retried and the job completes."""
     event, job_id = new_job(fake)
     fake.add_fault(Fault(path=f"/jobs/{job_id}/complete", reset=True, times=1))
-    assert one_result(listen(script(), retry_budget=2.0), event).status == "completed"
+    assert one_result(listen(script(), retry_budget=2.0), event).status == "complete"
     assert [r.status for r in fake.requests if r.path.endswith("/complete")] == [0, 200]
     assert fake.job(job_id)["status"] == "complete"
 
@@ -416,7 +418,7 @@ def test_a_tick_that_keeps_failing_is_logged_and_the_job_goes_on(
     broken = Fault(path=f"/jobs/{job_id}/ack", status=503)
     handler = script(("do", lambda e: fake.add_fault(broken)), ("tick", 50, "half"), ("tick", 60))
     result = one_result(listen(handler, tick_interval=0, retry_budget=0.3), event)
-    assert result.status == "completed"
+    assert result.status == "complete"
     assert broken.hits >= 2  # retried before giving up
     assert fake.job(job_id)["status"] == "complete"
     warnings = [
@@ -696,7 +698,7 @@ def test_one_client_is_reused_across_dispatches(
     listener = listen(script(("do", lambda e: apis.append(e.api))), debug=debug)
     for _ in range(2):
         event, _ = new_job(fake)
-        assert one_result(listener, event).status == "completed"
+        assert one_result(listener, event).status == "complete"
     first, second = apis
     assert isinstance(first, FlatfileClient)
     assert id(first) == id(second)
@@ -734,7 +736,7 @@ async def test_adispatch_runs_a_job_on_the_callers_loop(
     seen: dict[str, Any] = {}
     (result,) = await listen(script(("tick", 5), seen=seen), tick_interval=0).adispatch(event)
     try:
-        assert result.status == "completed"
+        assert result.status == "complete"
         assert fake.calls(job_id) == [ack(job_id, ACCEPTED), ack(job_id, {"progress": 5}), complete(job_id)]
     finally:
         await seen["event"].api.aclose()
@@ -806,7 +808,7 @@ def test_api_calls_are_logged_at_debug_unless_asked(
 def test_api_call_lines_carry_event_id_and_job_name(
     fake: FakeFlatfile, listen: Listen, script: Script, lib_records: Records
 ) -> None:
-    """Issue #2 §10: *each* line carries job id, event id and job name, the API call lines too."""
+    """*Each* line a job logs carries job id, event id and job name, the API call lines too."""
     event, job_id = new_job(fake)
     one_result(listen(script(), debug=True), event)
     calls = [r for r in lib_records() if r.getMessage() == "Flatfile API call"]
@@ -851,7 +853,7 @@ def test_a_lost_complete_answer_still_ends_completed(
     event, job_id = new_job(fake)
     fake.add_fault(Fault(path=f"/jobs/{job_id}/complete", reset=True, after=True, times=1))
     result = one_result(listen(script(), retry_budget=5), event)
-    assert result.status == "completed"
+    assert result.status == "complete"
     assert fake.job(job_id)["status"] == "complete"
     assert not any(path.endswith("/fail") for path, _ in fake.calls(job_id, include_faults=True))
 
@@ -870,7 +872,7 @@ def test_a_lost_fail_answer_still_ends_failed(fake: FakeFlatfile, listen: Listen
 
 @pytest.mark.parametrize(
     ("landed", "status", "outcome"),
-    [(False, "failed", "failed"), (True, "complete", "completed")],
+    [(False, "failed", "failed"), (True, "complete", "complete")],
     ids=["complete-not-applied", "complete-applied"],
 )
 def test_a_complete_answered_200_with_a_non_json_body_runs_the_handler_once(

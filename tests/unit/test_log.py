@@ -66,7 +66,7 @@ def test_debug_true_prints_the_jobs_lines_to_stderr_in_a_plain_script(tmp_path: 
     """debug=True, no logging configured: received, each API call (method, path, status, ms), Job complete."""
     done = run_script(tmp_path, options=", debug=True, tick_interval=0")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "completed\n"
+    assert done.stdout == "complete\n"
     lines = done.stderr.splitlines()
     assert "Job received" in lines[0]
     calls = api_call_lines(done.stderr)
@@ -94,7 +94,7 @@ def test_powertools_log_level_debug_turns_the_lines_on_too(tmp_path: Path) -> No
 def test_without_debug_a_plain_script_prints_nothing(tmp_path: Path) -> None:
     """debug off: the job runs silently (stdlib logging's default: warnings and up, none here)."""
     done = run_script(tmp_path)
-    assert (done.returncode, done.stdout, done.stderr) == (0, "completed\n", "")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "complete\n", "")
 
 
 def test_an_app_that_configured_logging_gets_each_line_once_in_its_format(tmp_path: Path) -> None:

@@ -1,4 +1,7 @@
-"""Spec §5: topic globs and filter objects match exactly as @flatfile/listener 1.1.2 does."""
+"""Topic globs and filter objects match exactly as @flatfile/listener 1.1.2 does.
+
+https://github.com/FlatFilers/flatfile-core-libraries/tree/main/packages/listener
+"""
 
 from __future__ import annotations
 
@@ -142,7 +145,7 @@ def test_topic_glob(query: str | list[str], topic: str, expected: bool) -> None:
     ],
 )
 def test_filter(filter_: dict[str, Any], expected: bool) -> None:
-    """Filter keys and values follow spec §5 (bare-key suffix rule, value globs, ===, arrays, nulls)."""
+    """Filter keys and values follow @flatfile/listener (bare-key suffix rule, value globs, ===, arrays, nulls)."""
     assert matches_filter(filter_, EVENT) is expected
 
 

@@ -1,4 +1,4 @@
-"""Properties of the spec §5 matcher (``flatfile_jobs._matching``), checked on generated topics, events, filters."""
+"""Properties of the @flatfile/listener matcher (``flatfile_jobs._matching``) on generated topics, events, filters."""
 
 from __future__ import annotations
 

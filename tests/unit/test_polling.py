@@ -12,8 +12,9 @@ import pytest
 from flatfile_jobs import EventCursor, EventPoller, FlatfileAPIError
 from flatfile_jobs._api import FlatfileClient
 from flatfile_jobs._config import ApiSettings
+from flatfile_jobs._event_loops import run_sync
+from flatfile_jobs._events import iso_ms
 from flatfile_jobs._polling import MemoryCursorStore
-from flatfile_jobs._runtime import run_sync
 from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs.webhook import InvalidEventError
 
@@ -23,8 +24,7 @@ T0 = datetime(2026, 1, 15, 10, 0, 0, tzinfo=UTC)
 
 def at(ms: int) -> str:
     """T0 plus ``ms`` milliseconds, as Flatfile writes times."""
-    moment = T0 + timedelta(milliseconds=ms)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    return iso_ms(T0 + timedelta(milliseconds=ms))
 
 
 def event(event_id: str, ms: int, topic: str = "job:ready", env: str = ENV) -> dict[str, Any]:
@@ -281,6 +281,19 @@ def test_api_errors_surface_as_flatfile_api_error(
         poller.poll()
     assert caught.value.status == 503
     assert poller.cursor == EventCursor(at(-1))
+
+
+def test_a_page_that_is_not_a_list_is_an_api_error_not_an_empty_page(
+    fake: FakeFlatfile, poller_for: Callable[..., EventPoller]
+) -> None:
+    """GET /events answered {"data": {…}} fails the poll (the client's one check), not read as "no events"."""
+    fake.add_event(event("a", 10))
+    fake.add_fault(Fault(path="/events", status=200, body=b'{"data": {"id": "a"}}', times=1))
+    poller = poller_for(request_budget=0)
+    with pytest.raises(FlatfileAPIError, match="data that is not a list"):
+        poller.poll()
+    assert poller.cursor == EventCursor(at(-1))
+    assert ids(poller.poll()) == ["a"]
 
 
 def test_poller_needs_an_environment() -> None:

@@ -49,7 +49,6 @@ EXPECTED = {
     "Steps",
     "Tick",
     "configure",
-    "fail_unfinished_job",
     "job_handler",
     "long_job_handler",
     "multipart_job_handler",

@@ -10,8 +10,7 @@ Example:
 
 import typing
 
-from ._admin import fail_unfinished_job
-from ._contract import AsyncJobHandler, AsyncTick, JobHandler, Plugin, Tick
+from ._contract import AsyncJobHandler, AsyncTick, JobHandler, Tick
 from ._durable import Steps, StepTick, long_job_handler
 from ._errors import (
     ConfigurationError,
@@ -23,8 +22,9 @@ from ._errors import (
     JobTimeoutError,
     StepFailedError,
 )
+from ._event_loops import shutdown
 from ._events import FlatfileEvent
-from ._listener import FlatfileListener, configure, job_handler
+from ._listener import FlatfileListener, Plugin, configure, job_handler
 from ._outcomes import (
     FileLink,
     JobCompleteDetails,
@@ -43,7 +43,6 @@ from ._part_results import JobPart, PartResult, PartResults
 from ._parts import multipart_job_handler
 from ._polling import EventCursor, EventPoller
 from ._results import JobResult
-from ._runtime import shutdown
 
 if typing.TYPE_CHECKING:
     from ._api import FlatfileClient
@@ -86,7 +85,6 @@ __all__ = [
     "Steps",
     "Tick",
     "configure",
-    "fail_unfinished_job",
     "job_handler",
     "long_job_handler",
     "multipart_job_handler",

@@ -89,7 +89,7 @@ class FlatfileClient:
         self._http = http or _new_http(settings)
         self._log = get_logger()
 
-    def debugging(self, debug: bool) -> FlatfileClient:
+    def with_debug(self, debug: bool) -> FlatfileClient:
         """This client (same connection pool) with call logging at INFO (``True``) or DEBUG (``False``)."""
         if debug == self.debug:
             return self
@@ -307,13 +307,15 @@ class FlatfileClient:
         pagination = body.get("pagination")
         return jobs, pagination if isinstance(pagination, Mapping) else {}
 
-    async def list_events(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        """``GET /events`` with the given query."""
-        return list(await self._request("GET", "/events", params=params, expect=list))
+    async def list_events(
+        self, params: Mapping[str, str], *, budget: float | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /events`` with the given query: one page of events."""
+        return list(await self._request("GET", "/events", params=params, budget=budget, expect=list))
 
-    async def ack_event(self, event_id: str) -> None:
+    async def ack_event(self, event_id: str, *, budget: float | None = None) -> None:
         """``POST /events/{eventId}/ack``."""
-        await self._request("POST", self._path("POST", "events", event_id, "ack"))
+        await self._request("POST", self._path("POST", "events", event_id, "ack"), budget=budget)
 
     async def get_records(self, sheet_id: str) -> list[dict[str, Any]]:
         """``GET /sheets/{sheetId}/records``: the sheet's records."""
@@ -384,7 +386,7 @@ def client_for(settings: ApiSettings, *, debug: bool = False) -> FlatfileClient:
     client = per_loop.get((settings, debug))
     if client is None:
         other = per_loop.get((settings, not debug))
-        client = other.debugging(debug) if other is not None else FlatfileClient(settings, debug=debug)
+        client = other.with_debug(debug) if other is not None else FlatfileClient(settings, debug=debug)
         per_loop[(settings, debug)] = client
     return client
 

@@ -13,9 +13,8 @@ from ._outcomes import JobCompleteDetails
 
 if TYPE_CHECKING:
     from ._events import FlatfileEvent
-    from ._listener import FlatfileListener
 
-__all__ = ["AsyncJobHandler", "AsyncTick", "JobHandler", "JobReturn", "Plugin", "Tick"]
+__all__ = ["AsyncJobHandler", "AsyncTick", "JobHandler", "JobReturn", "Tick"]
 
 #: What a handler may return: ``None`` (the default outcome), a ``JobCompleteDetails`` or its dict.
 JobReturn: TypeAlias = JobCompleteDetails | Mapping[str, Any] | None
@@ -66,12 +65,4 @@ class AsyncJobHandler(Protocol):
 
     def __call__(self, event: FlatfileEvent, tick: AsyncTick, /) -> Awaitable[JobReturn]:
         """Run the job."""
-        ...
-
-
-class Plugin(Protocol):
-    """What ``job_handler`` and the other ``*_handler`` functions return: ``listener.use(plugin)`` installs it."""
-
-    def __call__(self, listener: FlatfileListener, /) -> object:
-        """Register the plugin's callbacks on ``listener``."""
         ...

@@ -1,4 +1,8 @@
-"""Long jobs: one Flatfile job as the checkpointed steps of a durable execution (spec §9).
+"""Long jobs: one Flatfile job as the checkpointed steps of a durable execution.
+
+Durable executions are AWS Lambda's checkpoint-and-replay engine for work longer than one invocation
+(https://docs.aws.amazon.com/lambda/latest/dg/durable-functions.html); this module knows only the
+:class:`~flatfile_jobs._checkpoints.Checkpoints` it needs from one.
 
 A long handler is ``def handler(event, steps)``. It does its work in named steps, ``steps.run("extract", fn)``
 where ``fn(tick)`` ticks as usual and returns a JSON value, and pauses with ``steps.wait("cool-down",
@@ -32,16 +36,18 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
+from ._checkpoints import Checkpoints
 from ._config import ApiSettings, debug_from_env
-from ._contract import JobReturn, Plugin, Tick
+from ._contract import JobReturn, Tick
 from ._errors import InvalidEventError, InvalidOutcomeError, JobCanceled, JobTimeoutError, StepFailedError
 from ._events import FlatfileEvent
-from ._log import log_context
-from ._results import JobResult, JobStatus
+from ._job_status import JobStatus
+from ._log import JobLog, log_context
+from ._results import JobResult
 
 if TYPE_CHECKING:
     from ._api import FlatfileClient
-    from ._listener import FlatfileListener
+    from ._listener import FlatfileListener, Plugin
 
 __all__ = [
     "Checkpoints",
@@ -90,28 +96,6 @@ class Steps(Protocol):
 
 #: ``def handler(event, steps)`` (sync): returns what a job handler returns.
 LongJobHandler: TypeAlias = Callable[[FlatfileEvent, Steps], JobReturn]
-
-
-class Checkpoints(Protocol):
-    """A durable engine's operations, as the lifecycle needs them (``flatfile_stack.durable`` adapts the SDK)."""
-
-    def step(
-        self, name: str, fn: Callable[[int], T], *, attempts: int, retry_if: Callable[[BaseException], bool]
-    ) -> T:
-        """Run ``fn(attempt)`` (attempt counts from 1) until it returns, checkpoint its JSON result.
-
-        Raises:
-            StepFailedError: ``fn`` failed ``attempts`` times, or with an error ``retry_if`` refuses.
-        """
-        ...
-
-    def wait(self, name: str, seconds: int) -> None:
-        """Suspend the execution for ``seconds``."""
-        ...
-
-    def is_engine_error(self, exc: BaseException) -> bool:
-        """Whether ``exc`` belongs to the engine (it must propagate, not fail the job)."""
-        ...
 
 
 class _LoopThread:
@@ -357,8 +341,6 @@ class _CheckpointedSteps:
         if job.get("status") == "canceled":
             raise JobCanceled(run.job_id)
         high = max(run.floor, int(job.get("progress") or 0))
-        from ._lifecycle import JobLog
-
         ticker = Ticker(
             client, run.job_id, interval=run.job.tick_interval, loop=_LOOP.loop(), log=JobLog(run.event),
             last_job=job,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +26,9 @@ __all__ = [
     "FLATFILE_ID",
     "JOB_TOPICS",
     "FlatfileEvent",
+    "event_without_token",
     "is_flatfile_id",
-    "raw_event",
+    "iso_ms",
     "require_flatfile_id",
     "require_job_ready",
 ]
@@ -36,6 +38,21 @@ ACCESS_TOKEN_KEY = "_accessToken"  # noqa: S105 - a field name
 FLATFILE_ID = re.compile(r"[A-Za-z0-9_]{1,128}")
 # Context ids checked at the receiver when present: the ones a handler may put in a URL.
 _CONTEXT_IDS = ("environmentId", "spaceId", "workbookId", "sheetId", "fileId")
+
+
+def iso_ms(moment: datetime) -> str:
+    """Format a time the way Flatfile does (``createdAt``, ``since``): UTC, milliseconds, ``Z`` suffix.
+
+    Example:
+        >>> iso_ms(datetime(2026, 11, 29, 15, 0, 0, 123456, tzinfo=UTC))
+        '2026-11-29T15:00:00.123Z'
+
+    Args:
+        moment: The time; a naive one is taken as UTC.
+    """
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
 def is_flatfile_id(value: object) -> bool:
@@ -153,8 +170,8 @@ class FlatfileEvent:
         return str(value) if value else None
 
 
-def raw_event(delivered: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the raw event from a delivery, without ``_accessToken`` (the same dict when it has none).
+def event_without_token(delivered: Mapping[str, Any]) -> dict[str, Any]:
+    """The raw event from a delivery, with the agent's ``_accessToken`` dropped (the same dict when it has none).
 
     Accepts the raw Flatfile event and the shape @flatfile/plugin-webhook-event-forwarder posts (the raw
     event under ``src``, copies at top level, and the agent's token as ``_accessToken``).

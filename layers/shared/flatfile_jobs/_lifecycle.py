@@ -1,10 +1,11 @@
 """The job lifecycle: ack → handler(event, tick) → complete | fail, with parity to the JS plugin.
 
-Wire behaviour (spec §4): ack ``{"info":"Accepted","progress":0}`` outside the error handling (if it fails
-the handler never runs and the error reaches the caller, so the queue redelivers); the handler's return
-value is the complete body (default ``{"outcome":{"message":"Job complete"}}``); an exception from the
-handler or from complete fails the job with its message. On top: coalesced ticks, cancellation, a deadline,
-outcome validation and retries (in the client).
+Wire behaviour, as @flatfile/plugin-job-handler's ``jobHandler`` sends it: ack
+``{"info":"Accepted","progress":0}`` outside the error handling (if it fails the handler never runs and the
+error reaches the caller, so the queue redelivers); the handler's return value is the complete body (default
+``{"outcome":{"message":"Job complete"}}``); an exception from the handler or from complete fails the job with
+its message. On top: coalesced ticks, cancellation, a deadline, outcome validation and retries (in the client).
+The plugin: https://github.com/FlatFilers/flatfile-plugins/blob/main/plugins/job-handler/src/job.handler.ts
 """
 
 from __future__ import annotations
@@ -29,44 +30,23 @@ from ._errors import (
 )
 from ._events import FlatfileEvent
 from ._handler_thread import retire_handler_thread, run_on_handler_thread
-from ._log import PLUGIN_PREFIX, get_logger, log_context
+from ._job_status import ENDED, JobStatus, current_status, refused
+from ._log import PLUGIN_PREFIX, JobLog, log_context
 from ._outcomes import complete_body
-from ._results import JobResult, JobStatus
-from ._ticks import Ticker, current_status, refused
+from ._results import JobResult
+from ._ticks import Ticker
 
 if TYPE_CHECKING:
     from ._api import FlatfileClient
 
-__all__ = ["ACK_BODY", "JobLog", "fail_body", "run_job"]
+__all__ = ["ACK_BODY", "fail_body", "run_job"]
 
 ACK_BODY: Mapping[str, Any] = {"info": "Accepted", "progress": 0}
 # Seconds the fail call may take once the deadline has passed (the worker's margin must cover it).
 AFTER_DEADLINE_BUDGET = 5.0
-_TERMINAL = frozenset({"complete", "failed"})
-_SETTLED: Mapping[str, JobStatus] = {"canceled": "canceled", "complete": "completed", "failed": "failed"}
 
 Handler: TypeAlias = JobHandler | AsyncJobHandler
 AfterAck: TypeAlias = Callable[[dict[str, Any]], Awaitable[JobResult | None]]
-
-
-class JobLog:
-    """Log lines carrying job id, event id and job name; the plugin's message prefix where it has one."""
-
-    def __init__(self, event: FlatfileEvent) -> None:
-        self._logger = get_logger()
-        self.context = {"job_id": event.job_id, "event_id": event.id, "job": event.job}
-
-    def info(self, message: str, **extra: object) -> None:
-        """Log at INFO."""
-        self._logger.info(message, extra={**self.context, **extra}, stacklevel=2)
-
-    def warning(self, message: str, **extra: object) -> None:
-        """Log at WARNING."""
-        self._logger.warning(message, extra={**self.context, **extra}, stacklevel=2)
-
-    def error(self, message: str, **extra: object) -> None:
-        """Log at ERROR."""
-        self._logger.error(message, extra={**self.context, **extra}, stacklevel=2)
 
 
 def fail_body(message: str) -> dict[str, Any]:
@@ -156,7 +136,7 @@ async def _ack(client: FlatfileClient, job_id: str) -> tuple[dict[str, Any] | No
             raise exc from None
         if current.get("status") == "canceled":
             return None, "canceled"
-        if current.get("status") in _TERMINAL:
+        if current.get("status") in ENDED:
             return None, "skipped"
         raise
     return (None, "canceled") if job.get("status") == "canceled" else (job, None)
@@ -202,7 +182,7 @@ class _JobRun:
         if not refused(exc):
             return None
         status = await current_status(self.client, self.job_id)
-        return _SETTLED.get(status or "")
+        return cast("JobStatus", status) if status in ENDED else None
 
     async def complete(self, value: object) -> JobResult:
         """Check the handler's return value, flush ticks, complete the job (or fail it with the reason)."""
@@ -219,11 +199,11 @@ class _JobRun:
             job = await self.client.complete_job(self.job_id, body)
         except FlatfileAPIError as exc:
             settled = await self.settled_after(exc)
-            if settled in ("canceled", "completed"):
+            if settled in ("canceled", "complete"):
                 return self.result(settled)
             return await self.fail(_message(exc), "failed")
         # An API that answers a canceled job with the job rather than an error: it stays canceled.
-        return self.result("canceled" if job.get("status") == "canceled" else "completed")
+        return self.result("canceled" if job.get("status") == "canceled" else "complete")
 
 
 async def run_job(

@@ -6,17 +6,17 @@ import contextvars
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, overload
 
 from ._config import ApiSettings, debug_from_env
-from ._contract import AsyncJobHandler, JobHandler, Plugin
+from ._contract import AsyncJobHandler, JobHandler
 from ._errors import DispatchError
 from ._events import FlatfileEvent
 from ._log import get_logger
 from ._matching import flatten, matches_flat, matches_topic
 
 if TYPE_CHECKING:
-    from ._durable import LongJob
+    from ._checkpoints import DurableJob
     from ._results import JobResult
 
 __all__ = ["Callback", "FlatfileListener", "Plugin", "configure", "job_handler"]
@@ -24,6 +24,15 @@ __all__ = ["Callback", "FlatfileListener", "Plugin", "configure", "job_handler"]
 Callback: TypeAlias = Callable[[FlatfileEvent], Any]
 CallbackT = TypeVar("CallbackT", bound=Callback)
 HandlerT = TypeVar("HandlerT", bound=JobHandler | AsyncJobHandler)
+
+
+class Plugin(Protocol):
+    """What ``job_handler`` and the other ``*_handler`` functions return: ``listener.use(plugin)`` installs it."""
+
+    def __call__(self, listener: FlatfileListener, /) -> object:
+        """Register the plugin's callbacks on ``listener``."""
+        ...
+
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "flatfile_jobs_deadline", default=None
@@ -168,17 +177,17 @@ class FlatfileListener:
         """Whether any callback would run for ``event``."""
         return next(self._selected(event), None) is not None
 
-    def long_job(self, event: Mapping[str, Any]) -> LongJob | None:
+    def long_job(self, event: Mapping[str, Any]) -> DurableJob | None:
         """The first long job (``long_job_handler``) ``event`` matches, ``None`` when it matches none."""
         for sub in self._selected(event):
-            long_job: LongJob | None = getattr(sub.callback, "long_job", None)
+            long_job: DurableJob | None = getattr(sub.callback, "long_job", None)
             if long_job is not None:
                 return long_job
         return None
 
     def dispatch(self, event: Mapping[str, Any], *, timeout: float | None = None) -> list[Any]:
         """Run every matching callback in registration order; see :meth:`adispatch`."""
-        from ._runtime import run_sync
+        from ._event_loops import run_sync
 
         return run_sync(self.adispatch(event, timeout=timeout))
 

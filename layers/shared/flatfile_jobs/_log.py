@@ -12,9 +12,9 @@ import logging
 import sys
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TextIO
+from typing import Protocol, TextIO
 
-__all__ = ["LOGGER_NAME", "PLUGIN_PREFIX", "get_logger", "log_context", "show_debug_lines"]
+__all__ = ["LOGGER_NAME", "PLUGIN_PREFIX", "JobLog", "get_logger", "log_context", "show_debug_lines"]
 
 LOGGER_NAME = "flatfile_jobs"
 # The plugin's message prefix, kept so log searches written for the JS plugin still find our lines.
@@ -34,6 +34,37 @@ _CONSOLE_KEYS = ("job", "job_id", "method", "path", "status", "ms", "attempt", "
 def get_logger() -> logging.Logger:
     """The library's logger, ``logging.getLogger("flatfile_jobs")``."""
     return _logger
+
+
+class _JobEvent(Protocol):
+    """What :class:`JobLog` reads from a job's event (a ``FlatfileEvent``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def job_id(self) -> str | None: ...
+    @property
+    def job(self) -> str | None: ...
+
+
+class JobLog:
+    """Log lines carrying job id, event id and job name; the plugin's message prefix where it has one."""
+
+    def __init__(self, event: _JobEvent) -> None:
+        self._logger = get_logger()
+        self.context = {"job_id": event.job_id, "event_id": event.id, "job": event.job}
+
+    def info(self, message: str, **extra: object) -> None:
+        """Log at INFO."""
+        self._logger.info(message, extra={**self.context, **extra}, stacklevel=2)
+
+    def warning(self, message: str, **extra: object) -> None:
+        """Log at WARNING."""
+        self._logger.warning(message, extra={**self.context, **extra}, stacklevel=2)
+
+    def error(self, message: str, **extra: object) -> None:
+        """Log at ERROR."""
+        self._logger.error(message, extra={**self.context, **extra}, stacklevel=2)
 
 
 class _ConsoleFormatter(logging.Formatter):

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from ._api import FlatfileClient
 
 __all__ = [
-    "ENDED",
     "MAX_PARTS",
     "JobPart",
     "PartResult",
@@ -26,7 +25,6 @@ __all__ = [
 ]
 
 MAX_PARTS = 10_000
-ENDED = frozenset({"complete", "failed", "canceled"})
 _PAGE_SIZE = 100
 _MAX_PAGES = 1_000
 _NAMED_FAILURES = 5

@@ -26,18 +26,19 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
-from ._contract import AsyncJobHandler, AsyncTick, JobHandler, JobReturn, Plugin, Tick
+from ._contract import AsyncJobHandler, AsyncTick, JobHandler, JobReturn, Tick
 from ._errors import FlatfileAPIError, InvalidEventError
 from ._events import FlatfileEvent
-from ._log import log_context
+from ._job_status import ENDED
+from ._log import JobLog, log_context
 from ._outcomes import JobCompleteDetails, JobOutcome
-from ._part_results import ENDED, JobPart, PartResults, has_parts, read_parts, split_body
+from ._part_results import JobPart, PartResults, has_parts, read_parts, split_body
 from ._results import JobResult
 
 if TYPE_CHECKING:
     from ._api import FlatfileClient
-    from ._lifecycle import JobLog, _JobRun
-    from ._listener import FlatfileListener
+    from ._lifecycle import _JobRun
+    from ._listener import FlatfileListener, Plugin
 
 __all__ = ["PARTS_COMPLETED", "multipart_job_handler"]
 
@@ -274,9 +275,7 @@ async def _run_part(
         after_ack=after_ack,
     )
     parent_id = part.get("parentId")
-    if parent_id and result.status in ("completed", "failed", "timed_out"):
-        from ._lifecycle import JobLog
-
+    if parent_id and result.status in ("complete", "failed", "timed_out"):
         await options.progress.update(client, str(parent_id), JobLog(event))
     return result
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._events import is_flatfile_id, require_flatfile_id
+from ._events import is_flatfile_id, iso_ms, require_flatfile_id
 from ._log import get_logger
 
 if TYPE_CHECKING:
@@ -44,11 +44,6 @@ def _parse(value: object) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _iso_ms(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
 def _order(event: Mapping[str, Any]) -> tuple[datetime, str]:
@@ -186,7 +181,7 @@ class EventPoller:
             self._cursor = self.store.load()
         if self._cursor is None:
             start = datetime.fromtimestamp(self._clock() - self.lookback, UTC)
-            self._cursor = EventCursor(_iso_ms(start))
+            self._cursor = EventCursor(iso_ms(start))
             self.store.save(self._cursor)
         return self._cursor
 
@@ -209,7 +204,7 @@ class EventPoller:
         since = _parse(cursor.since) or datetime.now(UTC)
         found: dict[str, dict[str, Any]] = {}
         for number in range(1, self.max_pages + 1):
-            page = await self._page(_iso_ms(since - _ONE_MS), number)
+            page = await self._page(iso_ms(since - _ONE_MS), number)
             for event in page:
                 if isinstance(event, dict) and event.get("id") and self._wanted(event, cursor):
                     found.setdefault(str(event["id"]), event)
@@ -228,7 +223,7 @@ class EventPoller:
             return False
         return not cursor.covers(event)
 
-    async def _page(self, since: str, number: int) -> list[Any]:
+    async def _page(self, since: str, number: int) -> list[dict[str, Any]]:
         params = {
             "environmentId": self.environment_id,
             "topic": self.topic,
@@ -236,8 +231,7 @@ class EventPoller:
             "pageSize": str(self.page_size),
             "pageNumber": str(number),
         }
-        data = await self._api().request("GET", "/events", params=params, budget=self._budget())
-        return list(data) if isinstance(data, list) else []
+        return await self._api().list_events(params, budget=self._budget())
 
     async def aack(self, event: Mapping[str, Any]) -> None:
         """``POST /events/{id}/ack``: tell Flatfile the event is handled.
@@ -246,10 +240,8 @@ class EventPoller:
             InvalidEventError: The event's id is not a Flatfile id (nothing is sent).
             FlatfileAPIError: The ack failed.
         """
-        from ._paths import api_path
-
         event_id = require_flatfile_id(event.get("id"), "event.id")
-        await self._api().request("POST", api_path("events", event_id, "ack"), budget=self._budget())
+        await self._api().ack_event(event_id, budget=self._budget())
 
     def _budget(self) -> float | None:
         # A zero budget would make stamina warn; a millisecond allows the one attempt and no retry.
@@ -257,13 +249,13 @@ class EventPoller:
 
     def poll(self) -> list[dict[str, Any]]:
         """Synchronous :meth:`apoll`."""
-        from ._runtime import run_sync
+        from ._event_loops import run_sync
 
         return run_sync(self.apoll())
 
     def ack(self, event: Mapping[str, Any]) -> None:
         """Synchronous :meth:`aack`."""
-        from ._runtime import run_sync
+        from ._event_loops import run_sync
 
         run_sync(self.aack(event))
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
 
-__all__ = ["JobResult", "JobStatus"]
+from ._job_status import JobStatus
 
-JobStatus: TypeAlias = Literal["completed", "failed", "timed_out", "canceled", "skipped", "split"]
+__all__ = ["JobResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +17,7 @@ class JobResult:
         job_id: The job (``us_jb_…``).
         job: Its name, ``"domain:operation"``.
         event_id: The event that started it.
-        status: ``completed``, ``failed`` (handler error or bad outcome), ``timed_out``, ``canceled`` (in
+        status: ``complete``, ``failed`` (handler error or bad outcome), ``timed_out``, ``canceled`` (in
             Flatfile), ``skipped`` (already complete or failed when it arrived: a redelivery) or ``split``
             (a multi-part job's parent, split into parts and left executing until they end).
         seconds: Wall time from ack to the last call.

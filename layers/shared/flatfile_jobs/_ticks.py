@@ -16,12 +16,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._errors import FlatfileAPIError, JobCanceled
+from ._job_status import is_canceled, refused
 
 if TYPE_CHECKING:
     from ._api import FlatfileClient
-    from ._lifecycle import JobLog
+    from ._log import JobLog
 
-__all__ = ["Ticker", "current_status", "is_canceled", "tick_body"]
+__all__ = ["Ticker", "tick_body"]
 
 
 def tick_body(progress: object, info: object = None) -> dict[str, Any]:
@@ -37,26 +38,6 @@ def tick_body(progress: object, info: object = None) -> dict[str, Any]:
     # Halves round up, like JavaScript's Math.round (Python's round() would send 2 for 2.5).
     value = math.floor(min(100.0, max(0.0, float(progress))) + 0.5)
     return {"progress": value} if info is None else {"progress": value, "info": info}
-
-
-async def current_status(client: FlatfileClient, job_id: str) -> str | None:
-    """The job's status in Flatfile (asked after the API refused a call), ``None`` when it can't be read."""
-    try:
-        job = await client.get_job(job_id)
-    except FlatfileAPIError:
-        return None
-    status = job.get("status")
-    return status if isinstance(status, str) else None
-
-
-async def is_canceled(client: FlatfileClient, job_id: str) -> bool:
-    """Whether the job is canceled in Flatfile (asked after the API refused a call)."""
-    return await current_status(client, job_id) == "canceled"
-
-
-def refused(exc: FlatfileAPIError) -> bool:
-    """Whether the API answered the call with a client error (it may be refusing a canceled job)."""
-    return exc.status is not None and 400 <= exc.status < 500
 
 
 class Ticker:

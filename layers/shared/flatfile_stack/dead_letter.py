@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import flatfile_jobs
 from flatfile_jobs import FlatfileEvent
+from flatfile_jobs._dead_letters import fail_unfinished_job
 from flatfile_jobs.webhook import InvalidEventError
 
 from .idempotency import job_record_status
@@ -120,7 +121,7 @@ def fail_dead_letter(body: str) -> bool:
         crashed = job_record_status(runtime.idempotency_store(), letter.job_id) == "INPROGRESS"
         message = dead_letter_message(letter.job_id, crashed=crashed, settings=runtime.settings)
     flatfile_jobs.configure(token=runtime.api_token())
-    return flatfile_jobs.fail_unfinished_job(letter.job_id, message)
+    return fail_unfinished_job(letter.job_id, message)
 
 
 def handle_dead_letter(

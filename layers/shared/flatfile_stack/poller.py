@@ -22,9 +22,9 @@ from aws_lambda_powertools import Logger
 
 import flatfile_jobs
 from flatfile_jobs import ConfigurationError, EventCursor, EventPoller, FlatfileAPIError
-from flatfile_jobs._events import JOB_TOPICS
-from flatfile_jobs.webhook import DeliveryError, ReceivePolicy, receive
+from flatfile_jobs._events import JOB_TOPICS, iso_ms
 
+from .delivery_policy import DeliveryError, ReceivePolicy, receive
 from .runtime import Runtime, get_runtime
 from .settings import FLATFILE_ENVIRONMENT_ID, POLLER_STATE_TABLE
 
@@ -83,7 +83,7 @@ class DynamoCursorStore:
                 "id": {"S": self.key},
                 "since": {"S": data["since"]},
                 "seen": {"L": [{"S": event_id} for event_id in data["seen"]]},
-                "updatedAt": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+                "updatedAt": {"S": iso_ms(datetime.now(UTC))},
             },
         )
 

@@ -4,26 +4,87 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from flatfile_jobs.webhook import Delivery, PayloadTooLargeError
+from flatfile_jobs.webhook import InvalidEventError, PayloadTooLargeError
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
+    "Delivery",
     "JobQueue",
     "MemoryJobQueue",
     "QueueUnavailableError",
     "SqsJobQueue",
     "message_size",
+    "queue_safe",
+    "require_queueable",
 ]
 
 # The job queue's MaximumMessageSize: template.yaml sets the same number (a template test keeps them equal).
 MAX_MESSAGE_BYTES = 262_144
+# Characters an SQS message body may not hold: lone surrogates (not even UTF-8) and U+FFFE/U+FFFF.
+# In compact JSON they can only sit inside strings, where a \uXXXX escape means the same.
+_QUEUE_UNSAFE = re.compile("[\ud800-\udfff\ufffe\uffff]")
+# What an SQS message attribute value may hold (SQS's character set): ids with anything else are refused.
+_QUEUE_TEXT = re.compile("[\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A job:ready event accepted for the queue.
+
+    Attributes:
+        event: The raw event, without ``_accessToken``.
+        body: ``event`` as JSON text: what goes on the queue (the sender's text when it was a raw event).
+        delivery_id: The ``webhook-id`` (the sender's dedupe key), else the event id.
+    """
+
+    event: dict[str, Any]
+    body: str
+    delivery_id: str
+
+    @property
+    def event_id(self) -> str:
+        """The Flatfile event id."""
+        return str(self.event["id"])
+
+    @property
+    def job_id(self) -> str:
+        """The job id (``context.jobId``)."""
+        return str(self.event["context"]["jobId"])
+
+    @property
+    def job(self) -> str:
+        """The job name (``payload.job``)."""
+        return str(self.event["payload"]["job"])
+
+
+def require_queueable(event: Mapping[str, Any]) -> None:
+    """Refuse an event whose ids (they become SQS message attributes) hold a character SQS does not take.
+
+    Raises:
+        InvalidEventError: ``id``, ``context.jobId`` or ``payload.job`` holds a lone surrogate or a control
+            character (the message names the field).
+    """
+    values = (event["id"], event["context"]["jobId"], event["payload"]["job"])
+    if "".join(values).isprintable():  # the usual case, in C: printable characters are all SQS-safe
+        return
+    for name, value in zip(("id", "context.jobId", "payload.job"), values, strict=True):
+        if not _QUEUE_TEXT.fullmatch(value):
+            raise InvalidEventError(
+                f"event.{name} holds a character a queue cannot carry (a lone surrogate or a control character)"
+            )
+
+
+def queue_safe(text: str) -> str:
+    """``text`` with the characters SQS refuses written as JSON escapes (same JSON value)."""
+    return _QUEUE_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 class QueueUnavailableError(Exception):

@@ -7,8 +7,7 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-from flatfile_jobs.webhook import MalformedJSONError, receive
-
+from .delivery_policy import MalformedJSONError, receive
 from .runtime import get_runtime
 
 __all__ = ["SecretUnavailableError", "accept", "raw_body"]

@@ -9,8 +9,9 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from flatfile_jobs import ConfigurationError
-from flatfile_jobs.webhook import ReceivePolicy, parse_secrets
+from flatfile_jobs.webhook import parse_secrets
 
+from .delivery_policy import ReceivePolicy
 from .settings import Settings
 
 if TYPE_CHECKING:

@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 import flatfile_jobs
+from flatfile_jobs._dead_letters import fail_unfinished_job
 
 from .idempotency import JOB_KEY_PREFIX, LeaseRenewing, job_config, renew_lease
 from .runtime import Runtime, get_runtime
@@ -55,7 +56,7 @@ MAX_EVENT_DEPTH = 500
 HEARTBEAT_STOP_SECONDS = 10.0
 
 _METRIC_BY_STATUS = {
-    "completed": "JobsCompleted",
+    "complete": "JobsCompleted",
     "failed": "JobsFailed",
     "timed_out": "JobsTimedOut",
     "canceled": "JobsCanceled",
@@ -254,7 +255,7 @@ def _refuse_too_deep(runtime: Runtime, job_id: str, metrics: Metrics | None) -> 
     message = f"This job's event is nested more than {MAX_EVENT_DEPTH} levels deep, so it was not run."
     _logger().error("Job refused: event nested too deeply", extra={"job_id": job_id, "reason": message})
     flatfile_jobs.configure(token=runtime.api_token())
-    flatfile_jobs.fail_unfinished_job(job_id, message)
+    fail_unfinished_job(job_id, message)
     if metrics is not None:
         from aws_lambda_powertools.metrics import MetricUnit
 

@@ -34,7 +34,7 @@ def test_importing_the_kit_starts_nothing_and_pulls_no_third_party_module() -> N
 
 
 def test_job_ready_event_has_the_stored_event_shape() -> None:
-    """With ids and time given, the event is exactly the API's job:ready shape (spec section 2)."""
+    """With ids and time given, the event is exactly the API's job:ready shape (as `GET /events/{eventId}` returns it)."""
     event = job_ready_event(
         "workbook:submitAction",
         job_id="us_jb_1",

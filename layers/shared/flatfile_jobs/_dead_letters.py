@@ -1,17 +1,16 @@
-"""Operations on a job outside a handler's lifecycle (the dead-letter function uses them)."""
+"""Dead letters: a job whose message could not be processed is failed in Flatfile, unless it already ended."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ._events import require_flatfile_id
+from ._job_status import ENDED
 
 if TYPE_CHECKING:
     from ._config import ApiSettings
 
 __all__ = ["fail_unfinished_job"]
-
-_FINISHED = frozenset({"complete", "failed", "canceled"})
 
 
 def fail_unfinished_job(job_id: str, message: str, *, settings: ApiSettings | None = None) -> bool:
@@ -26,16 +25,16 @@ def fail_unfinished_job(job_id: str, message: str, *, settings: ApiSettings | No
         FlatfileAPIError: The API could not be reached or refused (the caller keeps the message to retry).
     """
     from ._api import client_for
+    from ._event_loops import run_sync
     from ._lifecycle import fail_body
     from ._listener import configured_settings
-    from ._runtime import run_sync
 
     require_flatfile_id(job_id, "job_id")
 
     async def run() -> bool:
         client = client_for(settings or configured_settings())
         job = await client.get_job(job_id)
-        if job.get("status") in _FINISHED:
+        if job.get("status") in ENDED:
             return False
         await client.fail_job(job_id, fail_body(message))
         return True

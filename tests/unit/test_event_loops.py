@@ -10,8 +10,8 @@ import pytest
 
 import flatfile_jobs
 from flatfile_jobs import FlatfileEvent, FlatfileListener
+from flatfile_jobs._event_loops import run_sync
 from flatfile_jobs._listener import configured_settings
-from flatfile_jobs._runtime import run_sync
 from flatfile_jobs.testing import FakeFlatfile
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flatfile_jobs import fail_unfinished_job
 from flatfile_jobs._config import ApiSettings
+from flatfile_jobs._dead_letters import fail_unfinished_job
 from flatfile_jobs.testing import FakeFlatfile
 from flatfile_jobs.webhook import InvalidEventError
 
