@@ -26,14 +26,17 @@ endif
 
 .PHONY: demo test lint typecheck pytest node-test build validate scan lock bench chaos mutate events clean
 
-# Installs the locks (requirements-dev.txt holds the layer's pins too), then the project itself.
-$(STAMP): pyproject.toml requirements-dev.txt layers/shared/requirements.txt
+# Installs the locks (requirements-dev.txt holds the layer's pins too), then the three distributions editable (the
+# library, the test kit, the CLI), and puts the layer's folder on sys.path as Lambda puts it (/opt/python) for the
+# stack's adapters and the sample jobs, which are the SAM app's and in no distribution.
+$(STAMP): pyproject.toml testkit/pyproject.toml cli/pyproject.toml requirements-dev.txt layers/shared/requirements.txt
 	@if [ -d $(VENV) ] && [ "$(VENV_PYTHON_VERSION)" != "$(PYTHON_VERSION)" ]; then \
 		echo "$(VENV) runs Python $(or $(VENV_PYTHON_VERSION),?), not $(PYTHON_VERSION): building it anew"; \
 		rm -rf $(VENV); fi
 	@python=$(FIND_PYTHON) && echo "$(VENV): $$python" && "$$python" -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --no-deps -e . -e testkit -e cli
+	echo "$(abspath layers/shared)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/flatfile_jobs_layer.pth"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -46,7 +49,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/shared cli functions tests bench
+	$(BIN)/mypy layers/shared testkit cli functions tests bench scripts
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from flatfile_jobs.testing import job_ready_event
 from flatfile_jobs_cli.__main__ import main
 from flatfile_jobs_cli.local import LocalOptions, LocalStack
+from flatfile_jobs_testing import job_ready_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,7 @@ def test_local_stack_runs_a_long_job_from_a_delivery_and_shows_its_progress() ->
         assert stack.fake is not None
         event = stack.fake.create_job_event("file:extract", environment_id="us_env_local")
         job_id = str(event["context"]["jobId"])
-        from flatfile_jobs_cli._events import http_api_event
+        from flatfile_jobs_testing import http_api_event
 
         answer = stack.invoke_receiver(
             http_api_event(

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flatfile_jobs.testing import FakeFlatfile, job_ready_event
 from flatfile_jobs.webhook import Delivery
+from flatfile_jobs_testing import FakeFlatfile, job_ready_event
 from jobs import listener as sample_listener
 
 from ._pipeline import API_TOKEN, isolated_stack, make_pipeline

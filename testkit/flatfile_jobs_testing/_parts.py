@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flatfile_jobs.testing._events import job_ready_event
-from flatfile_jobs.testing._wire import ApiError, JSONDict, object_body, page_param
+from flatfile_jobs_testing._events import job_ready_event
+from flatfile_jobs_testing._wire import ApiError, JSONDict, object_body, page_param
 
 if TYPE_CHECKING:
-    from flatfile_jobs.testing._store import Store
+    from flatfile_jobs_testing._store import Store
 
 __all__ = ["MAX_PARTS", "Page", "list_jobs", "part_ended", "split"]
 

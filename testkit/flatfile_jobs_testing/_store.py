@@ -8,9 +8,9 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from flatfile_jobs.testing._events import iso_ms, job_ready_event, split_job
-from flatfile_jobs.testing._parts import part_ended
-from flatfile_jobs.testing._wire import (
+from flatfile_jobs_testing._events import iso_ms, job_ready_event, split_job
+from flatfile_jobs_testing._parts import part_ended
+from flatfile_jobs_testing._wire import (
     STATUSES,
     ApiError,
     JSONDict,
