@@ -24,7 +24,7 @@ ifneq ($(VENV_PYTHON_VERSION),$(PYTHON_VERSION))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: demo test lint typecheck pytest node-test build validate scan lock bench chaos mutate events clean
+.PHONY: demo test lint typecheck pytest node-test build validate scan dist-check lock bench chaos mutate events clean
 
 # Installs the locks (requirements-dev.txt holds the layer's pins too), then the three distributions editable (the
 # library, the test kit, the CLI), and puts the layer's folder on sys.path as Lambda puts it (/opt/python) for the
@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml testkit/pyproject.toml cli/pyproject.toml requirements-
 demo: $(STAMP)
 	$(BIN)/flatfile-jobs demo
 
-test: lint typecheck build scan node-test pytest
+test: lint typecheck build scan node-test dist-check pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -51,8 +51,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy layers/shared testkit cli functions tests bench scripts
 
-pytest: $(STAMP)
+# tests/template/test_packaging.py runs `sam build` of the layer: it needs the SAM CLI.
+pytest: $(STAMP) $(SAM)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The library's and the test kit's wheel and sdist (uv build), checked, installed in a clean python3.13 venv
+# outside the repo (the layer's hashed lock, then the wheels with --no-index), the README's handler run there.
+dist-check: $(STAMP)
+	$(BIN)/python scripts/dist_check.py
 
 node-test: $(STAMP)
 	cd forwarder && npm ci --silent --no-audit --no-fund && PYTHON=$(abspath $(BIN)/python) npm test
