@@ -77,7 +77,8 @@ def build(out: Path) -> None:
     """The library's and the test kit's wheel and sdist, with uv (pinned in requirements-dev.in)."""
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
     for project in (ROOT, ROOT / "testkit"):
-        run(uv, "build", "--quiet", "--sdist", "--wheel", "--out-dir", out, project)
+        # The sdist first, then the wheel from it (uv build's default): no build/ folder is left in the tree.
+        run(uv, "build", "--quiet", "--out-dir", out, project)
 
 
 def only(names: list[str], allowed: tuple[str, ...], what: str) -> None:
