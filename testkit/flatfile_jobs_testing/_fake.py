@@ -14,6 +14,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from flatfile_jobs_testing._faults import Fault, FaultBook, RecordedRequest, RequestLog
+from flatfile_jobs_testing._parts import part_ended
 from flatfile_jobs_testing._routes import errors, route
 from flatfile_jobs_testing._server import FakeHTTPServer, HttpReply, HttpRequest
 from flatfile_jobs_testing._store import Store
@@ -68,7 +69,7 @@ class FakeFlatfile:
                 instead of answering 404: the stand-alone fake, whose jobs nobody adds.
         """
         self.token = token
-        self._store = Store(seed)
+        self._store = Store(seed, on_job_end=part_ended)
         self._store.create_missing_jobs = create_missing_jobs
         self._faults = FaultBook(seed)
         self._log = RequestLog()
