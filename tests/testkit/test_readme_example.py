@@ -51,3 +51,19 @@ def test_the_readme_test_example_fails_when_the_handler_misbehaves(tmp_path: Pat
     )
     assert done.returncode == 1
     assert "1 failed, 1 passed" in done.stdout
+
+
+def test_the_readme_test_example_type_checks_strictly(tmp_path: Path) -> None:
+    """The example passes mypy --strict with the kit's and the library's published types (no Any, no ignores)."""
+    example = tmp_path / "test_space_configure.py"
+    example.write_text(readme_example(), encoding="utf-8")
+    assert "type: ignore" not in example.read_text(encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"), str(example)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
