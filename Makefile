@@ -27,15 +27,16 @@ endif
 .PHONY: demo test lint typecheck pytest node-test build validate scan dist-check lock bench chaos mutate events clean
 
 # Installs the locks (requirements-dev.txt holds the layer's pins too), then the three distributions editable (the
-# library, the test kit, the CLI), and puts the layer's folder on sys.path as Lambda puts it (/opt/python) for the
-# stack's adapters and the sample jobs, which are the SAM app's and in no distribution.
+# library, the test kit, the CLI; compat mode: plain .pth paths, which mypy follows), and puts the layer's folder
+# on sys.path as Lambda puts it (/opt/python) for the stack's adapters and the sample jobs, which are the SAM
+# app's and in no distribution.
 $(STAMP): pyproject.toml testkit/pyproject.toml cli/pyproject.toml requirements-dev.txt layers/shared/requirements.txt
 	@if [ -d $(VENV) ] && [ "$(VENV_PYTHON_VERSION)" != "$(PYTHON_VERSION)" ]; then \
 		echo "$(VENV) runs Python $(or $(VENV_PYTHON_VERSION),?), not $(PYTHON_VERSION): building it anew"; \
 		rm -rf $(VENV); fi
 	@python=$(FIND_PYTHON) && echo "$(VENV): $$python" && "$$python" -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
-	$(BIN)/pip install --quiet --no-deps -e . -e testkit -e cli
+	$(BIN)/pip install --quiet --no-deps --config-settings editable_mode=compat -e . -e testkit -e cli
 	echo "$(abspath layers/shared)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/flatfile_jobs_layer.pth"
 	touch $(STAMP)
 
