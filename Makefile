@@ -24,32 +24,42 @@ ifneq ($(VENV_PYTHON_VERSION),$(PYTHON_VERSION))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: demo test lint typecheck pytest node-test build validate scan lock bench chaos mutate events clean
+.PHONY: demo test lint typecheck pytest node-test build validate scan dist-check lock bench chaos mutate events clean
 
-# Installs the locks (requirements-dev.txt holds the layer's pins too), then the project itself.
-$(STAMP): pyproject.toml requirements-dev.txt layers/shared/requirements.txt
+# Installs the locks (requirements-dev.txt holds the layer's pins too), then the three distributions editable (the
+# library, the test kit, the CLI; compat mode: plain .pth paths, which mypy follows), and puts the layer's folder
+# on sys.path as Lambda puts it (/opt/python) for the stack's adapters and the sample jobs, which are the SAM
+# app's and in no distribution.
+$(STAMP): pyproject.toml testkit/pyproject.toml cli/pyproject.toml requirements-dev.txt layers/shared/requirements.txt
 	@if [ -d $(VENV) ] && [ "$(VENV_PYTHON_VERSION)" != "$(PYTHON_VERSION)" ]; then \
 		echo "$(VENV) runs Python $(or $(VENV_PYTHON_VERSION),?), not $(PYTHON_VERSION): building it anew"; \
 		rm -rf $(VENV); fi
 	@python=$(FIND_PYTHON) && echo "$(VENV): $$python" && "$$python" -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --no-deps --config-settings editable_mode=compat -e . -e testkit -e cli
+	echo "$(abspath layers/shared)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/flatfile_jobs_layer.pth"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/flatfile-jobs demo
 
-test: lint typecheck build scan node-test pytest
+test: lint typecheck build scan node-test dist-check pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/shared cli functions tests bench
+	$(BIN)/mypy layers/shared testkit cli functions tests bench scripts
 
-pytest: $(STAMP)
+# tests/template/test_packaging.py runs `sam build` of the layer: it needs the SAM CLI.
+pytest: $(STAMP) $(SAM)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The library's and the test kit's wheel and sdist (uv build), checked, installed in a clean python3.13 venv
+# outside the repo (the layer's hashed lock, then the wheels with --no-index), the README's handler run there.
+dist-check: $(STAMP)
+	$(BIN)/python scripts/dist_check.py
 
 node-test: $(STAMP)
 	cd forwarder && npm ci --silent --no-audit --no-fund && PYTHON=$(abspath $(BIN)/python) npm test

@@ -105,7 +105,7 @@ def _spawn_to_first_answer(code: str, *args: str) -> tuple[float, str]:
 
 def measure() -> ColdStart:
     """Median spawn-to-first-response of the receiver vs the baseline (interleaved runs)."""
-    from flatfile_jobs.testing import job_ready_event
+    from flatfile_jobs_testing import job_ready_event
 
     request = json.dumps(http_request(job_ready_event("space:configure")))
     receiver, baseline, status = [], [], 0

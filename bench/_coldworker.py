@@ -69,9 +69,9 @@ class ColdWorker:
 
 
 def _sqs_event(event: dict[str, Any]) -> dict[str, Any]:
-    from ._memory import _record
+    from flatfile_jobs_testing import sqs_event, sqs_record
 
-    return {"Records": [_record(event)]}
+    return sqs_event(sqs_record(event))
 
 
 def _first_ack_ms(
@@ -106,7 +106,7 @@ def measure() -> ColdWorker:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from flatfile_jobs.testing import FakeFlatfile
+    from flatfile_jobs_testing import FakeFlatfile
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

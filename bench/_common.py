@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import statistics
@@ -14,9 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from flatfile_jobs import webhook
-from flatfile_jobs_cli._events import FunctionName, http_api_event
-from flatfile_jobs_cli._lambda import load_function
+from flatfile_jobs_cli._events import FunctionName
+from flatfile_jobs_testing import load_function, webhook_request
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -44,10 +42,7 @@ def load_app(name: FunctionName) -> ModuleType:
 
 def http_request(event: Mapping[str, Any], *, secret: str = SECRET) -> dict[str, Any]:
     """A signed HTTP API (payload v2) request carrying ``event``, as the forwarder would post it."""
-    body = json.dumps(event).encode()
-    headers = webhook.sign(secret, body, msg_id=str(event["id"]))
-    headers.update({"content-type": "application/json", "user-agent": "flatfile-forwarder"})
-    return http_api_event("POST", "/webhook", headers, body)
+    return webhook_request(dict(event), secret=secret, headers={"user-agent": "flatfile-forwarder"})
 
 
 def quiet_logs() -> None:

@@ -157,7 +157,7 @@ def _ticks(fake: Any, mode: str) -> TickFigures:  # noqa: ANN401
 
 def measure() -> LifecycleResult:
     """Run both sides against one fake Flatfile API, alternating rounds."""
-    from flatfile_jobs.testing import FakeFlatfile
+    from flatfile_jobs_testing import FakeFlatfile
 
     sync_side, async_side, js_side = Side(), Side(), Side()
     node, js_error = "", ""

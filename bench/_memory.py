@@ -8,16 +8,14 @@ store would grow by design and be counted against the worker.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import logging
 import os
 import sys
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_jobs_testing import LocalContext, sqs_event, sqs_record
 
 from ._common import ROOT, python_env, run_python
 
@@ -53,22 +51,6 @@ def rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _record(event: dict[str, Any]) -> dict[str, Any]:
-    body = json.dumps(event, separators=(",", ":"))
-    attributes = {"eventId": event["id"], "jobId": event["context"]["jobId"], "job": event["payload"]["job"]}
-    return {
-        "messageId": str(uuid.uuid4()),
-        "receiptHandle": str(uuid.uuid4()),
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "bench"},
-        "messageAttributes": {k: {"stringValue": v, "dataType": "String"} for k, v in attributes.items()},
-        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:JobQueue",
-        "awsRegion": "us-east-1",
-    }
 
 
 def _dynamodb(endpoint: str) -> Any:  # noqa: ANN401 - a boto3 client
@@ -114,7 +96,7 @@ def child(config_path: str) -> None:
     gc.collect()
     rss = {"baseline": rss_mib()}
     for done, event in enumerate(config["events"], start=1):
-        result = worker.lambda_handler({"Records": [_record(event)]}, LocalContext("WorkerFunction", 900.0))
+        result = worker.lambda_handler(sqs_event(sqs_record(event)), LocalContext("WorkerFunction", 900.0))
         if result["batchItemFailures"]:
             raise RuntimeError(f"job {event['context']['jobId']} failed: {result}")
         if done in CHECKPOINTS:
@@ -129,7 +111,7 @@ def measure() -> MemoryResult:
 
     from moto.server import ThreadedMotoServer
 
-    from flatfile_jobs.testing import FakeFlatfile
+    from flatfile_jobs_testing import FakeFlatfile
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -51,10 +51,10 @@ class PartsResult:
 
 
 def _post_event(client: Any, webhook_url: str, secret: str, event: dict[str, Any]) -> int:  # noqa: ANN401
-    from flatfile_jobs import webhook
+    from flatfile_jobs_testing import signed_headers
 
     body = json.dumps(event, separators=(",", ":")).encode()
-    headers = {"content-type": "application/json", **webhook.sign(secret, body, msg_id=str(event["id"]))}
+    headers = signed_headers(body, secret)
     return int(client.post(webhook_url, content=body, headers=headers).status_code)
 
 
@@ -93,7 +93,7 @@ def flatfile_process() -> None:
 
     import httpx
 
-    from flatfile_jobs.testing import FakeFlatfile
+    from flatfile_jobs_testing import FakeFlatfile
 
     with FakeFlatfile(seed=None) as fake, httpx.Client(timeout=10.0) as client:
         print(json.dumps({"url": fake.url, "token": fake.token}), flush=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_jobs_testing import LocalContext
 
 from ._common import SECRET, http_request, load_app, median, quiet_logs
 
@@ -33,7 +33,7 @@ class ReceiverResult:
 
 def measure() -> ReceiverResult:
     """Median µs per request and requests/s (one thread) through the receiver's ``lambda_handler``."""
-    from flatfile_jobs.testing import job_ready_event
+    from flatfile_jobs_testing import job_ready_event
     from flatfile_stack.idempotency import MemoryPersistenceLayer
     from flatfile_stack.queues import MemoryJobQueue
     from flatfile_stack.runtime import Runtime, use_runtime

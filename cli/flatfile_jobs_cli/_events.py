@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from flatfile_jobs import webhook
+from flatfile_jobs_testing import request_body, webhook_request
 from flatfile_stack.queues import Delivery
 
 from ._common import CliError
@@ -23,11 +21,8 @@ __all__ = [
     "events_in",
     "flatfile_event",
     "function_event",
-    "http_api_event",
     "is_raw",
     "read_event",
-    "receiver_body",
-    "resign",
     "sample_file",
 ]
 
@@ -80,94 +75,11 @@ def detect_function(path: Path, event: Mapping[str, Any]) -> FunctionName:
     raise CliError(f"cannot tell which function {path} is for: pass --function {'|'.join(FUNCTIONS)}")
 
 
-def receiver_body(event: Mapping[str, Any]) -> bytes:
-    """The request body of an HTTP API v2 event, as the sender's bytes."""
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        return base64.b64decode(str(body))
-    return str(body).encode("utf-8")
-
-
-def _event_id(body: bytes) -> str:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return f"msg_{uuid.uuid4().hex}"
-    source = parsed.get("src") if isinstance(parsed, dict) else None
-    event = source if isinstance(source, dict) else parsed
-    return str(event.get("id") or f"msg_{uuid.uuid4().hex}") if isinstance(event, dict) else "msg_local"
-
-
-def resign(event: dict[str, Any], secret: str, *, timestamp: int | None = None) -> dict[str, Any]:
-    """A copy of an HTTP API v2 event with fresh Standard Webhooks headers (``webhook-id`` = the event id)."""
-    body = receiver_body(event)
-    headers = {
-        key: value
-        for key, value in (event.get("headers") or {}).items()
-        if not key.lower().startswith("webhook-")
-    }
-    headers.update(webhook.sign(secret, body, msg_id=_event_id(body), timestamp=timestamp))
-    return {**event, "headers": headers}
-
-
-def http_api_event(
-    method: str,
-    target: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    source_ip: str = "127.0.0.1",
-) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload v2) event for one request, as Lambda receives it."""
-    path, _, query = target.partition("?")
-    lowered: dict[str, str] = {}
-    for key, value in headers.items():
-        name = key.lower()
-        lowered[name] = f"{lowered[name]},{value}" if name in lowered else value
-    try:
-        text, encoded = body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, encoded = base64.b64encode(body).decode(), True
-    now = time.time()
-    host = lowered.get("host", "127.0.0.1")
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": lowered,
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "local",
-            "domainName": host,
-            "domainPrefix": host.split(".")[0],
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
-                "userAgent": lowered.get("user-agent", ""),
-            },
-            "requestId": uuid.uuid4().hex,
-            "routeKey": f"{method} {path}",
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": encoded,
-    }
-    if body:
-        event["body"] = text
-    if query:
-        event["queryStringParameters"] = dict(part.partition("=")[::2] for part in query.split("&") if part)
-    return event
-
-
 def events_in(event: Mapping[str, Any], function: FunctionName) -> list[dict[str, Any]]:
     """The Flatfile events an event file carries (receiver body or SQS record bodies)."""
     if function == "receiver":
         try:
-            parsed = json.loads(receiver_body(event))
+            parsed = json.loads(request_body(event))
         except ValueError:
             return []
         source = parsed.get("src") if isinstance(parsed, dict) else None
@@ -201,7 +113,7 @@ def flatfile_event(
     Raises:
         CliError: ``job`` is not ``domain:operation``.
     """
-    from flatfile_jobs.testing import job_ready_event
+    from flatfile_jobs_testing import job_ready_event
 
     values = dict(context or {})
     try:
@@ -227,10 +139,9 @@ def function_event(
     batch of one record, as the receiver enqueues it (body + eventId/jobId/job attributes); dead_letter: that
     record as the dead-letter queue hands it out; poller: a scheduled event (the poller reads Flatfile).
     """
-    body = json.dumps(event, separators=(",", ":"))
     if function == "receiver":
-        request = http_api_event("POST", "/webhook", {"content-type": "application/json"}, body.encode())
-        return resign(request, secret) if secret else request
+        return webhook_request(event, secret=secret)
+    body = json.dumps(event, separators=(",", ":"))
     if function == "poller":
         return {
             "version": "0",

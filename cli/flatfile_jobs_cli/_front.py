@@ -15,7 +15,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ._events import http_api_event
+from flatfile_jobs_testing import http_api_event
 
 __all__ = ["MAX_REQUEST_BYTES", "HttpFront", "RequestLog"]
 

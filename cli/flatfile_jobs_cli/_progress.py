@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from flatfile_jobs.testing._store import MISSING_JOB
+from flatfile_jobs_testing._store import MISSING_JOB
 
 from ._common import Style
 
 if TYPE_CHECKING:
-    from flatfile_jobs.testing import FakeFlatfile
+    from flatfile_jobs_testing import FakeFlatfile
 
 __all__ = ["FINISHED", "Board", "JobRow", "TickPrinter", "describe_outcome", "symbols"]
 

@@ -18,11 +18,10 @@ from typing import Any, TextIO
 
 import httpx
 
-from flatfile_jobs import webhook
-from flatfile_jobs.testing import FakeFlatfile, job_ready_event
+from flatfile_jobs_testing import FakeFlatfile, job_ready_event, request_body, signed_headers
 
 from ._common import Style, find_root, scoped_env
-from ._events import SAMPLE_JOBS, read_event, receiver_body, sample_file
+from ._events import SAMPLE_JOBS, read_event, sample_file
 from ._progress import Board, JobRow, symbols
 from .local import LocalOptions, LocalStack
 
@@ -78,7 +77,7 @@ def load_samples(root: Path, secret: str) -> list[Sample]:
         path = sample_file(root, job)
         if path.is_file():
             file_event = read_event(path)
-            body = receiver_body(file_event)
+            body = request_body(file_event)
             headers = {
                 k.lower(): str(v)
                 for k, v in (file_event.get("headers") or {}).items()
@@ -91,7 +90,7 @@ def load_samples(root: Path, secret: str) -> list[Sample]:
             headers, source = {"content-type": "application/json"}, "built (no event file)"
         event = json.loads(body)
         event = event.get("src", event)
-        headers.update(webhook.sign(secret, body, msg_id=str(event["id"])))
+        headers.update(signed_headers(body, secret))
         samples.append(Sample(job, expected, event, body, headers, source))
     return samples
 
@@ -100,7 +99,7 @@ def multipart_sample(secret: str) -> Sample:
     """The ``workbook:export`` delivery: a parent that splits into 8 parts, signed now."""
     event = job_ready_event(MULTIPART_JOB, environment_id="us_env_local", input={"parts": MULTIPART_PARTS})
     body = json.dumps(event).encode()
-    headers = {"content-type": "application/json", **webhook.sign(secret, body, msg_id=str(event["id"]))}
+    headers = signed_headers(body, secret)
     return Sample(MULTIPART_JOB, "complete", event, body, headers, f"built: {MULTIPART_PARTS} parts")
 
 

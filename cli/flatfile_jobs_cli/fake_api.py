@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TextIO
 
-from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs_testing import FakeFlatfile
 
 from ._common import CliError, Style
 from ._progress import TickPrinter

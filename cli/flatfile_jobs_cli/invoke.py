@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs_testing import FakeFlatfile, resign
 
 from ._common import CliError, Style
 from ._events import (
@@ -26,7 +26,6 @@ from ._events import (
     function_event,
     is_raw,
     read_event,
-    resign,
 )
 from ._progress import TickPrinter, describe_outcome
 from .local import LocalOptions, LocalStack, ensure_jobs

@@ -30,17 +30,16 @@ from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 import flatfile_jobs
-from flatfile_jobs import webhook
 from flatfile_jobs._polling import MemoryCursorStore
-from flatfile_jobs.testing import FakeFlatfile
 from flatfile_jobs.webhook import parse_secrets
+from flatfile_jobs_testing import FakeFlatfile, http_api_event, signed_headers
 from flatfile_stack.idempotency import MemoryPersistenceLayer
 from flatfile_stack.queues import Delivery, JobQueue, MemoryJobQueue
 from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
 
 from ._common import CliError, find_root, scoped_env
-from ._events import FunctionName, http_api_event
+from ._events import FunctionName
 from ._front import HttpFront, RequestLog
 from ._lambda import (
     LOCAL_ENV,
@@ -343,7 +342,7 @@ class LocalStack:
         for _ in range(3):
             headers = {"content-type": "application/json", "user-agent": "flatfile-jobs-local-forwarder"}
             if self.secret:
-                headers.update(webhook.sign(parse_secrets(self.secret)[0], body, msg_id=str(event["id"])))
+                headers.update(signed_headers(body, parse_secrets(self.secret)[0]))
             try:
                 status = self._post(body, headers)
             except OSError:

@@ -12,8 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from flatfile_jobs import webhook
-from flatfile_jobs.testing import job_ready_event
+from flatfile_jobs_testing import job_ready_event, signed_headers
 
 from ._common import CliError, Style
 from ._progress import TickPrinter, describe_outcome
@@ -55,7 +54,7 @@ def curl_example(stack: LocalStack) -> str:
     body = json.dumps(event, separators=(",", ":"))
     headers = {"content-type": "application/json"}
     if stack.secret:
-        headers.update(webhook.sign(stack.secret.split()[0], body.encode(), msg_id=event["id"]))
+        headers = signed_headers(body.encode(), stack.secret.split()[0])
     lines = [f"curl -sS {shlex.quote(stack.webhook_url)}"]
     lines += [f"-H {shlex.quote(f'{name}: {value}')}" for name, value in headers.items()]
     lines.append(f"--data-binary {shlex.quote(body)}")

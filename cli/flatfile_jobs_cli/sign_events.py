@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from flatfile_jobs.webhook import parse_secrets
+from flatfile_jobs_testing import resign
 
 from ._common import CliError
-from ._events import read_event, resign
+from ._events import read_event
 
 __all__ = ["SECRET_ENV", "add_parser", "resolve_secret", "run", "sign_directory"]
 

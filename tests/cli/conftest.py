@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import flatfile_jobs._listener
-from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs_testing import FakeFlatfile
 from flatfile_stack.runtime import use_runtime
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from flatfile_jobs import EventPoller, FlatfileListener
-from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli.__main__ import main
 from flatfile_jobs_cli._common import CliError
 from flatfile_jobs_cli.develop import DevelopLoop, parse_since
+from flatfile_jobs_testing import FakeFlatfile, Fault
 
 ENV = "us_env_dev"
 FAST = ["--interval", "0.01", "--max-interval", "0.04"]

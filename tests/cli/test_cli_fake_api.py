@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from flatfile_jobs import ConfigurationError
-from flatfile_jobs.testing import FakeFlatfile
 from flatfile_jobs_cli.__main__ import build_parser, main
 from flatfile_jobs_cli._events import FunctionName, flatfile_event, function_event
-from flatfile_jobs_cli._lambda import LocalContext, close_thread_loop, function_name, load_function
+from flatfile_jobs_cli._lambda import close_thread_loop, function_name, load_function
 from flatfile_jobs_cli.fake_api import fake_api
+from flatfile_jobs_testing import FakeFlatfile, LocalContext
 from flatfile_stack.queues import MemoryJobQueue
 from flatfile_stack.runtime import get_runtime, use_runtime
 

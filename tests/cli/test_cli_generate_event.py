@@ -10,7 +10,8 @@ import pytest
 
 from flatfile_jobs import webhook
 from flatfile_jobs_cli.__main__ import main
-from flatfile_jobs_cli._events import detect_function, is_raw, receiver_body
+from flatfile_jobs_cli._events import detect_function, is_raw
+from flatfile_jobs_testing import request_body
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks test vector's secret
 
@@ -51,7 +52,7 @@ def test_a_signed_receiver_event_verifies_with_the_secret(capsys: pytest.Capture
     """receiver --secret: an HTTP API v2 POST /webhook whose Standard Webhooks signature verifies."""
     event = generate(capsys, "receiver", "space:configure", "--secret", SECRET)
     assert (event["version"], event["routeKey"]) == ("2.0", "POST /webhook")
-    body = receiver_body(event)
+    body = request_body(event)
     webhook.verify([SECRET], body, event["headers"])
     assert event["headers"]["webhook-id"] == json.loads(body)["id"]
     assert detect_function(Path("event.json"), event) == "receiver"
@@ -63,7 +64,7 @@ def test_sign_reads_the_secret_from_the_environment(
     """receiver --sign takes $WEBHOOK_SECRET; without --sign the event carries no signature."""
     monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
     signed = generate(capsys, "receiver", "space:configure", "--sign")
-    webhook.verify([SECRET], receiver_body(signed), signed["headers"])
+    webhook.verify([SECRET], request_body(signed), signed["headers"])
     unsigned = generate(capsys, "receiver", "space:configure")
     assert not any(name.startswith("webhook-") for name in unsigned["headers"])
 

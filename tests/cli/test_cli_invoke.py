@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from flatfile_jobs.testing import job_ready_event
 from flatfile_jobs_cli.__main__ import main
-from flatfile_jobs_cli._events import http_api_event
+from flatfile_jobs_testing import http_api_event, job_ready_event
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_EVENTS = sorted(

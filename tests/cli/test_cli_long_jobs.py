@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import flatfile_jobs
-from flatfile_jobs.testing import job_ready_event
 from flatfile_jobs_cli.__main__ import main
 from flatfile_jobs_cli.local import LocalOptions, LocalStack
+from flatfile_jobs_testing import job_ready_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +56,7 @@ def test_local_stack_runs_a_long_job_from_a_delivery_and_shows_its_progress() ->
         assert stack.fake is not None
         event = stack.fake.create_job_event("file:extract", environment_id="us_env_local")
         job_id = str(event["context"]["jobId"])
-        from flatfile_jobs_cli._events import http_api_event
+        from flatfile_jobs_testing import http_api_event
 
         answer = stack.invoke_receiver(
             http_api_event(
@@ -80,7 +80,7 @@ def test_local_stack_runs_a_long_job_from_a_delivery_and_shows_its_progress() ->
 def test_local_stack_fails_a_long_job_whose_execution_ended_failed_through_its_dead_letters() -> None:
     """As in the stack: an execution that ends FAILED (failing the job kept being refused) is reported as Lambda's
     status change, which the dead-letter function turns into the job's one successful fail."""
-    from flatfile_jobs.testing import Fault
+    from flatfile_jobs_testing import Fault
     from flatfile_stack.dead_letter import long_job_ended_message
 
     with LocalStack(LocalOptions(serve_http=False, allow_unsigned=True, workers=1), root=ROOT) as stack:
@@ -90,7 +90,7 @@ def test_local_stack_fails_a_long_job_whose_execution_ended_failed_through_its_d
         stack.fake.add_fault(Fault(path="/jobs/*/fail", method="POST", status=400, times=3))
         event = stack.fake.create_job_event("file:extract", environment_id="us_env_local")
         job_id = str(event["context"]["jobId"])
-        from flatfile_jobs_cli._events import http_api_event
+        from flatfile_jobs_testing import http_api_event
 
         answer = stack.invoke_receiver(
             http_api_event(
@@ -116,8 +116,8 @@ def test_local_starter_reports_a_timed_out_execution_as_lambda_does() -> None:
     """An execution past its timeout (1 s, a step sleeping 1.5 s) is reported as a TIMED_OUT status change whose
     timestamps the dead-letter function turns into "timed out after 1 s"."""
     from flatfile_jobs import FlatfileEvent, FlatfileListener, Steps, long_job_handler
-    from flatfile_jobs.testing import FakeFlatfile
     from flatfile_jobs_cli._durable import LocalDurableStarter
+    from flatfile_jobs_testing import FakeFlatfile
     from flatfile_stack import runtime
     from flatfile_stack.dead_letter import fail_dead_letter, long_job_ended_message
     from flatfile_stack.queues import MemoryJobQueue

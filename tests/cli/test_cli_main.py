@@ -10,11 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flatfile_jobs import webhook
-from flatfile_jobs.testing import Fault, job_ready_event
 from flatfile_jobs_cli.__main__ import main
 from flatfile_jobs_cli._common import CliError, find_root
 from flatfile_jobs_cli.local import LocalOptions, LocalStack
+from flatfile_jobs_testing import Fault, job_ready_event, signed_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["demo", "serve", "invoke", "develop", "sign-events", "generate-event", "fake-api"]
@@ -76,7 +75,7 @@ def test_a_job_that_keeps_failing_is_dead_lettered_and_failed_in_flatfile() -> N
         stack.fake.add_fault(Fault(path="/jobs/*/ack", status=400))  # not retried by the client: fails fast
         event = job_ready_event("space:configure", job_id="us_jb_dl1")
         body = json.dumps(event).encode()
-        headers = {"content-type": "application/json", **webhook.sign(stack.secret, body, msg_id=event["id"])}
+        headers = signed_headers(body, stack.secret)
         assert httpx.post(stack.webhook_url, content=body, headers=headers).status_code == 202
         assert stack.drain(20)
         job = stack.fake.job("us_jb_dl1")

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from flatfile_jobs import webhook
-from flatfile_jobs.testing import FakeFlatfile, job_ready_event
 from flatfile_jobs_cli.__main__ import build_parser, main
 from flatfile_jobs_cli.local import LocalStack, ensure_jobs
 from flatfile_jobs_cli.serve import serve
+from flatfile_jobs_testing import FakeFlatfile, job_ready_event, signed_headers
 from flatfile_stack.queues import Delivery
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks test vector's secret
@@ -37,7 +37,7 @@ class Served:
         body = json.dumps(event).encode()
         headers = {"content-type": "application/json"}
         if sign:
-            headers.update(webhook.sign(self.stack.secret, body, msg_id=str(event["id"])))
+            headers = signed_headers(body, self.stack.secret)
         return httpx.post(self.stack.webhook_url, content=body, headers=headers)
 
     def wait_for(self, job_id: str, status: str, timeout: float = 10.0) -> None:
@@ -110,7 +110,7 @@ def test_a_real_api_url_is_used_instead_of_the_fake(start: Callable[..., Served]
     assert served.stack.fake is None
     event = fake.create_job_event("workbook:submit")
     body = json.dumps(event).encode()
-    headers = {"content-type": "application/json", **webhook.sign(SECRET, body, msg_id=event["id"])}
+    headers = signed_headers(body, SECRET)
     assert httpx.post(served.stack.webhook_url, content=body, headers=headers).status_code == 202
     deadline = time.monotonic() + 10
     while fake.job(event["context"]["jobId"])["status"] != "complete" and time.monotonic() < deadline:
@@ -144,7 +144,7 @@ def test_other_paths_get_the_resolvers_404_and_non_utf8_bodies_arrive_base64(
     served = start("--secret", SECRET)
     assert httpx.get(served.stack.url + "/nope").status_code == 404
     body = b"\xff\xfe not json"
-    headers = {"content-type": "application/json", **webhook.sign(SECRET, body, msg_id="msg_1")}
+    headers = signed_headers(body, SECRET, msg_id="msg_1")
     answer = httpx.post(served.stack.webhook_url, content=body, headers=headers)
     assert answer.status_code == 400
     assert answer.json()["error"] == "MalformedJSONError"

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from flatfile_jobs import webhook
-from flatfile_jobs.testing import job_ready_event
 from flatfile_jobs_cli.__main__ import main
-from flatfile_jobs_cli._events import http_api_event, receiver_body
+from flatfile_jobs_testing import http_api_event, job_ready_event, request_body
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks test vector's secret
@@ -42,7 +41,7 @@ def events(tmp_path: Path) -> Path:
 
 def verified_id(path: Path) -> str:
     event = json.loads(path.read_text())
-    return webhook.verify([SECRET], receiver_body(event), event["headers"])
+    return webhook.verify([SECRET], request_body(event), event["headers"])
 
 
 def test_every_receiver_event_gets_a_fresh_verifiable_signature(

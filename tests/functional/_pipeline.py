@@ -23,11 +23,17 @@ from types import ModuleType
 from typing import Any
 
 import flatfile_jobs
-from flatfile_jobs import FlatfileListener, job_handler, webhook
+from flatfile_jobs import FlatfileListener, job_handler
 from flatfile_jobs import _listener as listener_module
-from flatfile_jobs.testing import FakeFlatfile, Fault
-from flatfile_jobs_cli._events import FunctionName, http_api_event
-from flatfile_jobs_cli._lambda import LocalContext, load_function
+from flatfile_jobs_cli._events import FunctionName
+from flatfile_jobs_testing import (
+    FakeFlatfile,
+    Fault,
+    LocalContext,
+    http_api_event,
+    load_function,
+    signed_headers,
+)
 from flatfile_stack.dead_letter import DEAD_LETTER_MAX_RECEIVES
 from flatfile_stack.idempotency import MemoryPersistenceLayer
 from flatfile_stack.queues import MemoryJobQueue
@@ -84,8 +90,7 @@ def signed_request(
     if access_token is not None:
         payload = {"src": dict(event), **dict(event), "_accessToken": access_token}
     body = json.dumps(payload).encode()
-    headers = webhook.sign(secret, body, msg_id=msg_id or str(event["id"]), timestamp=timestamp)
-    headers["content-type"] = "application/json"
+    headers = signed_headers(body, secret, msg_id=msg_id or str(event["id"]), timestamp=timestamp)
     return http_event(body, headers, is_base64=is_base64)
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from aws_lambda_powertools.utilities import parameters
 
-from flatfile_jobs import webhook
+from flatfile_jobs_testing import request_body, resign
 from flatfile_stack import runtime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,34 +221,14 @@ def load_event(relative: str) -> dict[str, Any]:
 
 def raw_body(apigw_event: dict[str, Any]) -> bytes:
     """The bytes the sender sent (base64-decoded when the event says so)."""
-    body = apigw_event.get("body") or ""
-    if apigw_event.get("isBase64Encoded"):
-        return base64.b64decode(body)
-    return str(body).encode("utf-8", errors="surrogateescape")
-
-
-def _msg_id(body: bytes) -> str:
-    """The Flatfile event id in a body (raw or forwarder shape): the webhook-id the forwarder uses."""
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        return "msg_functional"
-    event = parsed.get("src", parsed) if isinstance(parsed, dict) else None
-    if isinstance(event, dict) and isinstance(event.get("id"), str) and event["id"]:
-        return str(event["id"])
-    return "msg_functional"
+    return request_body(apigw_event)
 
 
 def signed(
     apigw_event: dict[str, Any], secret: str = WEBHOOK_SECRET, *, timestamp: int | None = None
 ) -> dict[str, Any]:
-    """A copy of an HTTP API event with fresh Standard Webhooks headers over its raw body."""
-    body = raw_body(apigw_event)
-    copy: dict[str, Any] = json.loads(json.dumps(apigw_event))
-    headers = {k: v for k, v in copy["headers"].items() if not k.lower().startswith("webhook-")}
-    headers.update(webhook.sign(secret, body, msg_id=_msg_id(body), timestamp=timestamp))
-    copy["headers"] = headers
-    return copy
+    """A copy of an HTTP API event with fresh Standard Webhooks headers over its raw body (the test kit's)."""
+    return resign(apigw_event, secret, timestamp=timestamp)
 
 
 @dataclass

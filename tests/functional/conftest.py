@@ -17,9 +17,8 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from flatfile_jobs import _listener
-from flatfile_jobs.testing import FakeFlatfile
 from flatfile_jobs_cli._events import FunctionName
-from flatfile_jobs_cli._lambda import LocalContext, load_function
+from flatfile_jobs_testing import FakeFlatfile, LocalContext, load_function
 from flatfile_stack import runtime, worker
 
 from ._support import (

@@ -22,8 +22,7 @@ import httpx
 import pytest
 
 from flatfile_jobs import FlatfileListener, JobTimeoutError, job_handler
-from flatfile_jobs.testing import FakeFlatfile, Fault
-from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_jobs_testing import FakeFlatfile, Fault, LocalContext
 from flatfile_stack.dead_letter import CRASH_MESSAGE, DEAD_LETTER_MESSAGE
 from flatfile_stack.queues import MemoryJobQueue
 

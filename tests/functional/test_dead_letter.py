@@ -16,9 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._events import FunctionName
-from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_jobs_testing import FakeFlatfile, Fault, LocalContext
 from flatfile_stack.dead_letter import (
     CRASH_MESSAGE,
     DEAD_LETTER_MAX_RECEIVES,

@@ -27,8 +27,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from flatfile_jobs import webhook
-from flatfile_jobs.testing import job_ready_event
-from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_jobs_testing import LocalContext, job_ready_event, signed_headers
 from flatfile_stack.delivery_policy import MAX_BODY_BYTES, MAX_DEPTH
 from flatfile_stack.queues import MAX_MESSAGE_BYTES, SqsJobQueue, message_size
 from flatfile_stack.runtime import Runtime, use_runtime
@@ -268,7 +267,7 @@ def test_any_header_set_is_answered_without_enqueueing(
 
 def test_lone_surrogate_in_the_body_is_refused_not_raised(receiver: ReceiverUnderTest) -> None:
     """A body str with a lone surrogate (not a surrogateescape byte) is a 4xx, not an exception (a 5xx)."""
-    headers = {"content-type": "application/json", **webhook.sign(SECRET, b"{}", msg_id="msg_1")}
+    headers = signed_headers(b"{}", SECRET, msg_id="msg_1")
     status, _ = receiver.call(http_event('{"a": "\ud800"}', headers))
     assert status in (400, 401)
     assert receiver.drain() == []
@@ -467,7 +466,7 @@ class SqsReceiver:
 
     def call(self, body: bytes, *, queue_down: bool) -> tuple[int, dict[str, str], Any]:
         use_runtime(self.down if queue_down else self.up)
-        headers = {"content-type": "application/json", **webhook.sign(SECRET, body, msg_id="msg_fuzz")}
+        headers = signed_headers(body, SECRET, msg_id="msg_fuzz")
         response = self.app.lambda_handler(http_event(body, headers), LocalContext("ReceiverFunction", 30.0))
         out_headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
         assert out_headers.get("content-type", "").startswith("application/json"), response

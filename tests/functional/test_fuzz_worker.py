@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flatfile_jobs.testing import FakeFlatfile, job_ready_event
+from flatfile_jobs_testing import FakeFlatfile, job_ready_event
 from flatfile_stack.queues import Delivery
 from jobs import listener as sample_listener
 

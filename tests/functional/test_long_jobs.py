@@ -19,10 +19,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from flatfile_jobs.testing import FakeFlatfile
 from flatfile_jobs_cli._durable import LocalDurableStarter
 from flatfile_jobs_cli._events import FunctionName
-from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_jobs_testing import FakeFlatfile, LocalContext
 from flatfile_stack import runtime
 from flatfile_stack.long_jobs import LambdaDurableStarter, execution_name, execution_payload
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from flatfile_jobs import FlatfileEvent, FlatfileListener, JobPart, PartResults, multipart_job_handler
-from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs_testing import FakeFlatfile
 
 from ._pipeline import (
     API_TOKEN,

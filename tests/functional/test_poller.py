@@ -20,8 +20,7 @@ from moto import mock_aws
 
 import flatfile_jobs._listener
 from flatfile_jobs import ConfigurationError, FlatfileAPIError
-from flatfile_jobs.testing import FakeFlatfile, Fault
-from flatfile_jobs_cli._lambda import LocalContext, load_function
+from flatfile_jobs_testing import FakeFlatfile, Fault, LocalContext, load_function
 from flatfile_stack.delivery_policy import ReceivePolicy, receive
 from flatfile_stack.idempotency import MemoryPersistenceLayer
 from flatfile_stack.queues import SqsJobQueue

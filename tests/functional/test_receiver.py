@@ -21,9 +21,8 @@ from typing import Any
 import pytest
 
 from flatfile_jobs import webhook
-from flatfile_jobs.testing import forwarded_event, job_ready_event
-from flatfile_jobs_cli._events import FunctionName, resign
-from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_jobs_cli._events import FunctionName
+from flatfile_jobs_testing import LocalContext, forwarded_event, job_ready_event, resign
 from flatfile_stack import delivery_policy
 from jobs import listener
 
@@ -493,9 +492,7 @@ def with_input(raw_input: bytes) -> bytes:
 
 def signed_as(body: bytes, msg_id: str = "msg_hostile") -> dict[str, Any]:
     """``body`` signed now with an explicit webhook-id (the body's own id may not be valid Unicode)."""
-    delivery = http_event(body)
-    delivery["headers"].update(webhook.sign(WEBHOOK_SECRET, body, msg_id=msg_id))
-    return delivery
+    return resign(http_event(body), WEBHOOK_SECRET, msg_id=msg_id)
 
 
 def test_input_nested_a_thousand_levels_is_400_not_a_crash(post: Post, aws: AwsStack) -> None:

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._events import FunctionName
-from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_jobs_testing import FakeFlatfile, Fault, LocalContext
 
 from ._leaks import leaks, windows
 from ._pipeline import chaos_faults, signed_request, tap_all_logs

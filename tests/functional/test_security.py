@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from flatfile_jobs import webhook
-from flatfile_jobs.testing import FakeFlatfile, job_ready_event
-from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_jobs_testing import FakeFlatfile, LocalContext, job_ready_event, signed_headers
 from jobs import listener as sample_listener
 
 from ._leaks import leaks
@@ -102,7 +101,7 @@ def test_published_vector_through_the_receiver_is_stale(receiver: ReceiverUnderT
 
 def test_vector_body_freshly_signed_passes_the_signature_check(receiver: ReceiverUnderTest) -> None:
     """The vector's body signed now gets past the signature (it is then refused as not an event: 422)."""
-    headers = {"content-type": "application/json", **webhook.sign(SECRET, VECTOR_BODY, msg_id=VECTOR_ID)}
+    headers = signed_headers(VECTOR_BODY, SECRET, msg_id=VECTOR_ID)
     status, answer = receiver.call(http_event(VECTOR_BODY, headers))
     assert status == 422
     assert answer["error"] == "InvalidEventError"

@@ -22,9 +22,8 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from flatfile_jobs import FlatfileListener, job_handler
-from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._events import FunctionName
-from flatfile_jobs_cli._lambda import LocalContext
+from flatfile_jobs_testing import FakeFlatfile, Fault, LocalContext
 from flatfile_stack import runtime
 from flatfile_stack import worker as worker_module
 from flatfile_stack.dead_letter import DEAD_LETTER_MESSAGE

@@ -9,6 +9,7 @@ the tests run the very versions Lambda gets.
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from importlib import metadata
@@ -176,3 +177,98 @@ def test_lock_parser_reads_markers_and_hashes() -> None:
     assert marker is not None
     assert not marker.evaluate(LAMBDA_ENVIRONMENT)
     assert pins[canonicalize_name("baz")].hashes == ()
+
+
+# -- what ships where: the layer holds what runs in Lambda, the library's wheel holds the library --------------
+
+TEMPLATE = ROOT / "template.yaml"
+SAM = ROOT / ".venv-sam/bin/sam"
+# The layer's own code: the library, the stack's adapters and the app's jobs; everything else is a locked dependency.
+LAYER_PACKAGES = {"flatfile_jobs", "flatfile_stack", "jobs"}
+TEST_KIT = "flatfile_jobs_testing"
+
+
+def layer_id() -> str:
+    """The template's one LayerVersion (the layer every function uses)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    resources = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=Loader)["Resources"]
+    [name] = [name for name, body in resources.items() if body["Type"] == "AWS::Serverless::LayerVersion"]
+    return str(name)
+
+
+def kit_files(folder: Path) -> list[str]:
+    """Files under ``folder`` that are, or import, the test kit (or the library's old ``testing`` subpackage)."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if TEST_KIT in relative or relative.startswith("flatfile_jobs/testing"):
+            found.append(relative)
+        elif path.suffix == ".py" and TEST_KIT in path.read_text(encoding="utf-8"):
+            found.append(f"{relative} (imports the test kit)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def built_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``sam build <layer>`` into a temporary folder (seconds; the same build `make build` does)."""
+    import os
+    import subprocess
+
+    if not SAM.exists():
+        pytest.fail(f"no SAM CLI at {SAM}: `make build` installs it")
+    build_dir = tmp_path_factory.mktemp("sam-build")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env["SAM_CLI_TELEMETRY"] = "0"
+    subprocess.run(
+        [str(SAM), "build", layer_id(), "--build-dir", str(build_dir), "--region", "us-east-1"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return build_dir / layer_id() / "python"
+
+
+def test_the_layer_built_by_sam_holds_no_test_kit(
+    built_layer: Path, layer_lock: dict[NormalizedName, Pin]
+) -> None:
+    """What `sam build` puts in the layer: our three packages and the locked dependencies, no test kit."""
+    assert kit_files(built_layer) == []
+    recorded = {
+        line.split("/", 1)[0].split(",", 1)[0]
+        for record in built_layer.glob("*.dist-info/RECORD")
+        for line in record.read_text(encoding="utf-8").splitlines()
+    }
+    distributions = {
+        canonicalize_name(path.name.removesuffix(".dist-info").rsplit("-", 1)[0])
+        for path in built_layer.glob("*.dist-info")
+    }
+    assert distributions <= set(layer_lock)
+    assert {path.name for path in built_layer.iterdir()} - recorded == {*LAYER_PACKAGES, "requirements.txt"}
+
+
+def test_the_layer_source_holds_no_test_kit() -> None:
+    """layers/shared (the layer's ContentUri) has only the layer's packages, none of them the test kit's."""
+    source = ROOT / "layers/shared"
+    packages = {path.name for path in source.iterdir() if (path / "__init__.py").is_file()}
+    assert packages == LAYER_PACKAGES
+    assert kit_files(source) == []
+
+
+def test_the_test_kit_markers_find_a_kit_module(tmp_path: Path) -> None:
+    """The check above would see a copied kit and a module importing it (it is not vacuous)."""
+    (tmp_path / "flatfile_jobs" / "testing").mkdir(parents=True)
+    (tmp_path / "flatfile_jobs" / "testing" / "_fake.py").write_text("")
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "x.py").write_text("from flatfile_jobs_testing import FakeFlatfile\n")
+    assert kit_files(tmp_path) == [
+        "flatfile_jobs/testing",
+        "flatfile_jobs/testing/_fake.py",
+        "jobs/x.py (imports the test kit)",
+    ]

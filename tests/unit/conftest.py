@@ -12,7 +12,7 @@ import pytest
 
 from flatfile_jobs import FlatfileListener, job_handler
 from flatfile_jobs._log import get_logger
-from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs_testing import FakeFlatfile
 
 # A token distinctive enough that finding it in a log line cannot be a coincidence.
 TOKEN = "sk_test_Zq8vN3kLr5TtY1wQ"

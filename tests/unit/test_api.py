@@ -17,7 +17,7 @@ import pytest
 from flatfile_jobs import ConfigurationError, FlatfileAPIError
 from flatfile_jobs._api import KEEPALIVE_EXPIRY, FlatfileClient, client_for
 from flatfile_jobs._config import ApiSettings
-from flatfile_jobs.testing import FakeFlatfile, Fault
+from flatfile_jobs_testing import FakeFlatfile, Fault
 
 # -- ApiSettings -------------------------------------------------------------------------------------------
 

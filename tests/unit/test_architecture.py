@@ -16,8 +16,6 @@ from pathlib import Path
 import flatfile_jobs
 import flatfile_stack
 
-# The test kit (flatfile_jobs.testing) is a development package of its own, not part of the layer's library.
-_NOT_THE_LIBRARY = "flatfile_jobs.testing"
 # Top-level packages that belong to AWS's runtime or to the stack, never to the library.
 _AWS_OR_STACK = frozenset(
     {
@@ -38,16 +36,14 @@ _AWS_WORDS = re.compile(
 
 
 def _modules(package: object) -> Iterator[tuple[str, Path]]:
-    """``(dotted name, path)`` of every module of ``package`` (the test kit left out)."""
+    """``(dotted name, path)`` of every module of ``package``."""
     root = Path(str(getattr(package, "__file__", ""))).parent
     name = str(getattr(package, "__name__", ""))
     for path in sorted(root.rglob("*.py")):
         parts = [name, *path.relative_to(root).with_suffix("").parts]
         if parts[-1] == "__init__":
             parts.pop()
-        dotted = ".".join(parts)
-        if dotted != _NOT_THE_LIBRARY and not dotted.startswith(_NOT_THE_LIBRARY + "."):
-            yield dotted, path
+        yield ".".join(parts), path
 
 
 def _imported(module: str, path: Path, known: set[str]) -> set[str]:
@@ -108,7 +104,7 @@ def test_the_import_graph_is_read_from_every_module() -> None:
         "flatfile_stack.worker",
     } <= set(graph)
     assert "flatfile_jobs._ticks" in graph["flatfile_jobs._lifecycle"]
-    assert not any(name.startswith(_NOT_THE_LIBRARY) for name in graph)
+    assert not any(name.startswith("flatfile_jobs.testing") for name in graph)
 
 
 def test_the_cycle_finder_finds_a_cycle_through_a_type_only_import() -> None:

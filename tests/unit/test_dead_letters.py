@@ -6,8 +6,8 @@ import pytest
 
 from flatfile_jobs._config import ApiSettings
 from flatfile_jobs._dead_letters import fail_unfinished_job
-from flatfile_jobs.testing import FakeFlatfile
 from flatfile_jobs.webhook import InvalidEventError
+from flatfile_jobs_testing import FakeFlatfile
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from flatfile_jobs import (
     StepTick,
     long_job_handler,
 )
-from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._durable import LocalDurableStarter
+from flatfile_jobs_testing import FakeFlatfile, Fault
 from flatfile_stack import runtime
 from flatfile_stack.settings import Settings
 

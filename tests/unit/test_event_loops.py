@@ -12,7 +12,7 @@ import flatfile_jobs
 from flatfile_jobs import FlatfileEvent, FlatfileListener
 from flatfile_jobs._event_loops import run_sync
 from flatfile_jobs._listener import configured_settings
-from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs_testing import FakeFlatfile
 
 
 def test_shutdown_closes_the_threads_loop_and_its_clients(

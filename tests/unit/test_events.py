@@ -9,8 +9,8 @@ import pytest
 
 from flatfile_jobs import FlatfileEvent
 from flatfile_jobs._events import is_flatfile_id, require_flatfile_id, require_job_ready
-from flatfile_jobs.testing import job_ready_event
 from flatfile_jobs.webhook import InvalidEventError
+from flatfile_jobs_testing import job_ready_event
 
 VALID = ["us_jb_1", "us_evt_vdQXTnBgq1uDQlMZ", "us_sh_datvali1", "eu_env_ABC_123", "a", "x" * 128]
 # The table, then each character class that must never pass.

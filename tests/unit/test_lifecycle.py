@@ -32,7 +32,7 @@ from flatfile_jobs import (
     job_handler,
 )
 from flatfile_jobs._api import FlatfileClient
-from flatfile_jobs.testing import FakeFlatfile, Fault, forwarded_event
+from flatfile_jobs_testing import FakeFlatfile, Fault, forwarded_event
 
 Listen = Callable[..., FlatfileListener]
 Script = Callable[..., Callable[..., Any]]

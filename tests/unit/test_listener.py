@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flatfile_jobs import DispatchError, FlatfileEvent, FlatfileListener, job_handler
-from flatfile_jobs.testing import job_ready_event
+from flatfile_jobs_testing import job_ready_event
 
 EVENT = job_ready_event("space:configure", job_id="us_jb_1", event_id="us_evt_1")
 

@@ -19,7 +19,7 @@ import logging
 import sys
 
 from flatfile_jobs import FlatfileEvent, FlatfileListener, Tick, job_handler
-from flatfile_jobs.testing import FakeFlatfile, Fault
+from flatfile_jobs_testing import FakeFlatfile, Fault
 
 {setup}
 

@@ -12,7 +12,7 @@ from flatfile_jobs import FlatfileListener, PartResult, PartResults, multipart_j
 from flatfile_jobs._api import FlatfileClient
 from flatfile_jobs._config import ApiSettings
 from flatfile_jobs._part_results import read_parts, split_body
-from flatfile_jobs.testing import FakeFlatfile, Fault
+from flatfile_jobs_testing import FakeFlatfile, Fault
 
 
 def part(index: int, status: str = "complete", message: str | None = None) -> PartResult:

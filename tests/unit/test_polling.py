@@ -15,8 +15,8 @@ from flatfile_jobs._config import ApiSettings
 from flatfile_jobs._event_loops import run_sync
 from flatfile_jobs._events import iso_ms
 from flatfile_jobs._polling import MemoryCursorStore
-from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs.webhook import InvalidEventError
+from flatfile_jobs_testing import FakeFlatfile, Fault
 
 ENV = "us_env_test"
 T0 = datetime(2026, 1, 15, 10, 0, 0, tzinfo=UTC)

@@ -6,11 +6,11 @@ import copy
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from flatfile_jobs.testing._events import iso_ms, job_ready_event, split_job
-from flatfile_jobs.testing._parts import part_ended
-from flatfile_jobs.testing._wire import (
+from flatfile_jobs_testing._events import iso_ms, job_ready_event, split_job
+from flatfile_jobs_testing._wire import (
     STATUSES,
     ApiError,
     JSONDict,
@@ -32,7 +32,13 @@ _SOURCE_KEY = {"workbook": "workbookId", "sheet": "sheetId", "file": "fileId", "
 class Store:
     """Jobs, events and records behind one lock, with the API's rules for changing them."""
 
-    def __init__(self, seed: int | None) -> None:
+    def __init__(self, seed: int | None, *, on_job_end: Callable[[Store, JSONDict], None]) -> None:
+        """Start empty; ``on_job_end(store, job)`` runs (under the lock) when a job completes, fails or is canceled.
+
+        The multi-part rules (``_parts.part_ended``) come in through ``on_job_end``, so this module does not
+        import them: ``_parts`` builds on the store, not the other way round.
+        """
+        self._on_job_end = on_job_end
         self.lock = threading.RLock()
         self.jobs: dict[str, JSONDict] = {}
         self.events: dict[str, JSONDict] = {}
@@ -178,7 +184,7 @@ class Store:
             job = self.jobs[job_id]
             job["status"] = "canceled"
             job["updatedAt"] = job["finishedAt"] = self.now()
-            part_ended(self, job)
+            self._on_job_end(self, job)
             return copy.deepcopy(job)
 
     # -- the API ----------------------------------------------------------------------------------------
@@ -249,7 +255,7 @@ class Store:
             job["outcome"] = fields.get("outcome", job["outcome"])
             job["info"] = fields.get("info", job["info"])
             job["updatedAt"] = job["finishedAt"] = self.now()
-            part_ended(self, job)
+            self._on_job_end(self, job)
             return copy.deepcopy(job)
 
     def cancel_job_api(self, job_id: str, body: object) -> JSONDict:
@@ -264,7 +270,7 @@ class Store:
                 job["status"] = "canceled"
                 job["info"] = fields.get("info", job["info"])
                 job["updatedAt"] = job["finishedAt"] = self.now()
-                part_ended(self, job)
+                self._on_job_end(self, job)
             return copy.deepcopy(job)
 
     def patch_job(self, job_id: str, body: object) -> JSONDict:

@@ -10,22 +10,37 @@ from pathlib import Path
 
 import pytest
 
-import flatfile_jobs.testing
-from flatfile_jobs.testing import forwarded_event, job_ready_event
+import flatfile_jobs_testing
+from flatfile_jobs_testing import forwarded_event, job_ready_event
 
 
 def test_public_surface_is_exactly_these_names() -> None:
-    """__all__ is sorted and holds the kit's five public names, nothing else."""
-    expected = ["FakeFlatfile", "Fault", "RecordedRequest", "forwarded_event", "job_ready_event"]
-    assert flatfile_jobs.testing.__all__ == expected
-    assert all(hasattr(flatfile_jobs.testing, name) for name in expected)
+    """__all__ is sorted and holds the kit's public names: the fake, event builders, local Lambda helpers."""
+    expected = [
+        "FakeFlatfile",
+        "Fault",
+        "LocalContext",
+        "RecordedRequest",
+        "forwarded_event",
+        "http_api_event",
+        "job_ready_event",
+        "load_function",
+        "request_body",
+        "resign",
+        "signed_headers",
+        "sqs_event",
+        "sqs_record",
+        "webhook_request",
+    ]
+    assert flatfile_jobs_testing.__all__ == expected
+    assert all(hasattr(flatfile_jobs_testing, name) for name in expected)
 
 
 def test_importing_the_kit_starts_nothing_and_pulls_no_third_party_module() -> None:
     """Import is cheap: no httpx, no thread, only the standard library."""
-    root = str(Path(flatfile_jobs.testing.__file__).parents[2])
+    root = str(Path(flatfile_jobs_testing.__file__).parents[2])
     code = (
-        "import sys, threading, flatfile_jobs.testing as t; "
+        "import sys, threading, flatfile_jobs_testing as t; "
         "assert 'httpx' not in sys.modules and 'aws_lambda_powertools' not in sys.modules; "
         "assert threading.active_count() == 1"
     )

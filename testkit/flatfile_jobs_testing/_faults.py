@@ -7,7 +7,7 @@ import random
 import threading
 from dataclasses import dataclass, field
 
-__all__ = ["Fault", "RecordedRequest"]
+__all__ = ["Fault", "FaultBook", "RecordedRequest", "RequestLog"]
 
 
 @dataclass(eq=False)
@@ -147,3 +147,36 @@ class FaultBook:
                 fault.hits += 1
                 return fault
         return None
+
+
+class RequestLog:
+    """The answered requests in order of arrival: a slot is taken on arrival and filled before answering."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: list[RecordedRequest | None] = []
+        self._generation = 0
+
+    def reserve(self) -> tuple[int, int]:
+        """Take the next slot (arrival order, even when answers finish out of order)."""
+        with self._lock:
+            self._slots.append(None)
+            return self._generation, len(self._slots) - 1
+
+    def fill(self, slot: tuple[int, int], request: RecordedRequest) -> None:
+        """Record ``request`` in its slot, unless the log was cleared since the slot was taken."""
+        with self._lock:
+            generation, index = slot
+            if generation == self._generation:
+                self._slots[index] = request
+
+    def clear(self) -> None:
+        """Forget every request; slots taken before are dropped when filled."""
+        with self._lock:
+            self._slots = []
+            self._generation += 1
+
+    def requests(self) -> list[RecordedRequest]:
+        """The recorded requests (a new list)."""
+        with self._lock:
+            return [request for request in self._slots if request is not None]

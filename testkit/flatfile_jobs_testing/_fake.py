@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hmac
+import json
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
-from flatfile_jobs.testing._faults import Fault, FaultBook, RecordedRequest
-from flatfile_jobs.testing._server import FakeHTTPServer
-from flatfile_jobs.testing._store import Store
+from flatfile_jobs_testing._faults import Fault, FaultBook, RecordedRequest, RequestLog
+from flatfile_jobs_testing._parts import part_ended
+from flatfile_jobs_testing._routes import errors, route
+from flatfile_jobs_testing._server import FakeHTTPServer, HttpReply, HttpRequest
+from flatfile_jobs_testing._store import Store
+from flatfile_jobs_testing._wire import INVALID_JSON
 
 __all__ = ["FakeFlatfile"]
 
@@ -62,15 +69,13 @@ class FakeFlatfile:
                 instead of answering 404: the stand-alone fake, whose jobs nobody adds.
         """
         self.token = token
-        self._store = Store(seed)
+        self._store = Store(seed, on_job_end=part_ended)
         self._store.create_missing_jobs = create_missing_jobs
         self._faults = FaultBook(seed)
-        self._slots: list[RecordedRequest | None] = []
-        self._slots_lock = threading.Lock()
-        self._generation = 0
+        self._log = RequestLog()
         self._subscribers: list[EventSubscriber] = []
         self._closed = False
-        self._server = FakeHTTPServer(self, host, port)
+        self._server = FakeHTTPServer(self.respond, host, port)
         self.url = f"http://{self._server.server_name}:{self._server.server_port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -272,9 +277,7 @@ class FakeFlatfile:
         self._subscribers.clear()
         self._store.reset()
         self._faults.clear()
-        with self._slots_lock:
-            self._slots = []
-            self._generation += 1
+        self._log.clear()
 
     # -- faults and the record of requests -------------------------------------------------------------
 
@@ -289,8 +292,7 @@ class FakeFlatfile:
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every answered request so far, in order of arrival (a new list on each read)."""
-        with self._slots_lock:
-            return [request for request in self._slots if request is not None]
+        return self._log.requests()
 
     def calls(self, job_id: str | None = None, *, include_faults: bool = False) -> list[tuple[str, object]]:
         """The requests as ``("POST /jobs/us_jb_1/ack", parsed JSON body or None)`` pairs, in order.
@@ -310,13 +312,68 @@ class FakeFlatfile:
             and (job_id is None or request.path == prefix or request.path.startswith(prefix + "/"))
         ]
 
-    def _reserve_slot(self) -> tuple[int, int]:
-        with self._slots_lock:
-            self._slots.append(None)
-            return self._generation, len(self._slots) - 1
+    # -- the HTTP front's one entry ---------------------------------------------------------------------
 
-    def _fill_slot(self, slot: tuple[int, int], request: RecordedRequest) -> None:
-        with self._slots_lock:
-            generation, index = slot
-            if generation == self._generation:
-                self._slots[index] = request
+    def respond(self, request: HttpRequest) -> HttpReply:
+        """Answer one HTTP request as the API would: faults applied, the request recorded before the reply.
+
+        The fake's HTTP server calls this for every request it reads; events the request makes the API emit
+        reach subscribers before the reply is returned.
+        """
+        split = urlsplit(request.target)
+        path = split.path[3:] if split.path == "/v1" or split.path.startswith("/v1/") else split.path
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        body: object = None
+        if request.body.strip():
+            try:
+                body = json.loads(request.body)
+            except ValueError:
+                body = INVALID_JSON
+        slot = self._log.reserve()
+        fault = self._faults.pick(request.method, path)
+        status, payload = 0, None
+        if fault is not None and not fault.after:
+            time.sleep(fault.delay)
+        if fault is None or fault.after or not fault.replaces_response:
+            status, payload = self._answer(request.method, path, query, request.headers, body)
+            self._publish(self._store.take_emitted())
+        if fault is not None and fault.after:
+            time.sleep(fault.delay)
+        faulted = fault is not None and fault.replaces_response
+        if fault is not None and faulted:
+            status = 0 if fault.reset else (fault.status or 0)
+        recorded = RecordedRequest(
+            method=request.method,
+            path=path,
+            query=query,
+            headers=request.headers,
+            body=None if body is INVALID_JSON else body,
+            raw=request.body,
+            status=status,
+            fault=faulted,
+            at=request.arrived,
+            target=request.target,
+        )
+        self._log.fill(slot, recorded)  # before answering: a client that got its answer sees the record
+        if fault is not None and faulted:
+            return _fault_reply(fault)
+        return HttpReply(status, json.dumps(payload).encode())
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: object
+    ) -> tuple[int, object]:
+        expected = f"Bearer {self.token}".encode()
+        if not hmac.compare_digest(headers.get("authorization", "").encode(), expected):
+            return 401, errors("Unauthorized")
+        try:
+            return route(self._store, method, path, query, body)
+        except Exception as exc:  # a bug in the fake: answer it rather than hang the client
+            return 500, errors(f"Fake Flatfile error: {exc!r}")
+
+
+def _fault_reply(fault: Fault) -> HttpReply:
+    if fault.reset or fault.status is None:
+        return HttpReply(0, reset=True)
+    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+    body = fault.body if fault.body is not None else json.dumps(errors("Injected fault")).encode()
+    return HttpReply(fault.status, body, headers)

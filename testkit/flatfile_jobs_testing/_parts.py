@@ -12,13 +12,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flatfile_jobs.testing._events import job_ready_event
-from flatfile_jobs.testing._wire import ApiError, JSONDict, object_body, page_param
-
-if TYPE_CHECKING:
-    from flatfile_jobs.testing._store import Store
+from flatfile_jobs_testing._events import job_ready_event
+from flatfile_jobs_testing._store import Store
+from flatfile_jobs_testing._wire import ApiError, JSONDict, object_body, page_param
 
 __all__ = ["MAX_PARTS", "Page", "list_jobs", "part_ended", "split"]
 

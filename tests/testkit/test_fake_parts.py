@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flatfile_jobs.testing import FakeFlatfile
+from flatfile_jobs_testing import FakeFlatfile
 
 TOKEN = "sk_test_fake"
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flatfile_jobs.testing import FakeFlatfile, Fault, RecordedRequest
+from flatfile_jobs_testing import FakeFlatfile, Fault, RecordedRequest
 
 TOKEN = "sk_test_fake"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

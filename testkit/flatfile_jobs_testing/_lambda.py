@@ -1,0 +1,70 @@
+"""Lambda's side of a local run: a context object, and ``functions/<name>/app.py`` loaded as Lambda loads it."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+__all__ = ["LocalContext", "load_function"]
+
+_loads = itertools.count(1)
+
+
+@dataclass
+class LocalContext:
+    """Lambda's context for one local invocation; the remaining time counts down from ``timeout``.
+
+    Example:
+        >>> context = LocalContext("WorkerFunction", 900.0)
+        >>> 0 < context.get_remaining_time_in_millis() <= 900_000
+        True
+    """
+
+    function_name: str
+    timeout: float
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """A local-looking ARN."""
+        return f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before this invocation's timeout."""
+        return max(0, int((self.started + self.timeout - time.monotonic()) * 1000))
+
+    def set_remaining(self, seconds: float) -> None:
+        """Make this invocation end ``seconds`` from now (its ``timeout`` grows or shrinks to match)."""
+        self.timeout = time.monotonic() - self.started + seconds
+
+
+def load_function(root: Path, name: str) -> ModuleType:
+    """A fresh copy of ``root/functions/<name>/app.py``: its own module globals, like a new execution environment.
+
+    Args:
+        root: The SAM app's folder (the one holding ``functions/``).
+        name: The function's folder, e.g. ``"receiver"``.
+
+    Returns:
+        The executed module; call its ``lambda_handler(event, LocalContext(...))``.
+
+    Raises:
+        FileNotFoundError: There is no such file.
+    """
+    path = root / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"flatfile_jobs_local_{name}_{next(_loads)}", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise FileNotFoundError(f"no Lambda function at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
