@@ -33,12 +33,12 @@ class ReceiverResult:
 
 def measure() -> ReceiverResult:
     """Median µs per request and requests/s (one thread) through the receiver's ``lambda_handler``."""
+    from flatfile_app_jobs import listener
     from flatfile_jobs.testing import job_ready_event
     from flatfile_stack.idempotency import MemoryPersistenceLayer
     from flatfile_stack.queues import MemoryJobQueue
     from flatfile_stack.runtime import Runtime, use_runtime
     from flatfile_stack.settings import Settings
-    from jobs import listener
 
     queue = MemoryJobQueue()
     use_runtime(

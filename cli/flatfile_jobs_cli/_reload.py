@@ -43,7 +43,7 @@ class HandlerReloader:
         out: TextIO,
         on_reload: Callable[[FlatfileListener], None],
         *,
-        package: str = "jobs",
+        package: str = "flatfile_app_jobs",
         interval: float = 0.5,
     ) -> None:
         self.out = out

@@ -260,7 +260,7 @@ def _on_sigint(stop: threading.Event, out: TextIO) -> Callable[[int, FrameType |
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """``flatfile-jobs develop``."""
-    from jobs import listener
+    from flatfile_app_jobs import listener
 
     out = out or sys.stdout
     api_url, token, environment_id = _settings(args)

@@ -228,7 +228,7 @@ class LocalStack:
             self._exits.callback(self.fake.unsubscribe, self.forward)
 
     def _runtime(self, token: str) -> Runtime:
-        from jobs import listener
+        from flatfile_app_jobs import listener
 
         queue: JobQueue = self.queue if self.fake is None else _JobCreatingQueue(self.queue, self.fake)
         secret = self.secret

@@ -77,20 +77,25 @@ REGISTER_SHEET_EXPORT = (
 
 @pytest.fixture
 def jobs_copy(tmp_path: Path) -> Iterator[Path]:
-    """A copy of the app's ``jobs`` package that this test may edit, imported instead of the real one.
+    """A copy of the app's job package that this test may edit, imported instead of the real one.
 
-    The copy's folder goes first on ``sys.path`` and ``jobs`` leaves ``sys.modules``; both are put back after.
+    The copy's folder goes first on ``sys.path`` and ``flatfile_app_jobs`` leaves ``sys.modules``; both are put
+    back after.
     """
     import shutil
     import sys
 
     folder = tmp_path / "handlers"
-    package = folder / "jobs"
+    package = folder / "flatfile_app_jobs"
     shutil.copytree(
-        ROOT / "layers" / "shared" / "jobs", package, ignore=shutil.ignore_patterns("__pycache__")
+        ROOT / "layers" / "shared" / "flatfile_app_jobs",
+        package,
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     saved = {
-        name: module for name, module in sys.modules.items() if name == "jobs" or name.startswith("jobs.")
+        name: module
+        for name, module in sys.modules.items()
+        if name == "flatfile_app_jobs" or name.startswith("flatfile_app_jobs.")
     }
     for name in saved:
         del sys.modules[name]
@@ -99,7 +104,11 @@ def jobs_copy(tmp_path: Path) -> Iterator[Path]:
         yield package
     finally:
         sys.path.remove(str(folder))
-        for name in [name for name in sys.modules if name == "jobs" or name.startswith("jobs.")]:
+        for name in [
+            name
+            for name in sys.modules
+            if name == "flatfile_app_jobs" or name.startswith("flatfile_app_jobs.")
+        ]:
             del sys.modules[name]
         sys.modules.update(saved)
 

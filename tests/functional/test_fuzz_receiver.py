@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from flatfile_app_jobs import listener as sample_listener
 from flatfile_jobs import webhook
 from flatfile_jobs.testing import job_ready_event
 from flatfile_jobs.webhook import MAX_DEPTH
@@ -33,7 +34,6 @@ from flatfile_jobs_cli._lambda import LocalContext
 from flatfile_stack.queues import MAX_MESSAGE_BYTES, SqsJobQueue, message_size
 from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
-from jobs import listener as sample_listener
 
 from ._pipeline import (
     ACCESS_TOKEN,

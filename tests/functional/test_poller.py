@@ -19,6 +19,7 @@ import pytest
 from moto import mock_aws
 
 import flatfile_jobs._listener
+from flatfile_app_jobs import listener
 from flatfile_jobs import ConfigurationError, FlatfileAPIError
 from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs.webhook import ReceivePolicy, receive
@@ -27,7 +28,6 @@ from flatfile_stack.idempotency import MemoryPersistenceLayer
 from flatfile_stack.queues import SqsJobQueue
 from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
-from jobs import listener
 
 from ._pipeline import tap_all_logs
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
+from flatfile_app_jobs import listener
 from flatfile_jobs import webhook
 from flatfile_jobs.testing import forwarded_event, job_ready_event
 from flatfile_jobs_cli._events import FunctionName, resign
 from flatfile_jobs_cli._lambda import LocalContext
-from jobs import listener
 
 from ._pipeline import http_event
 from ._support import (

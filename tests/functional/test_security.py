@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from flatfile_app_jobs import listener as sample_listener
 from flatfile_jobs import webhook
 from flatfile_jobs.testing import FakeFlatfile, job_ready_event
 from flatfile_jobs_cli._lambda import LocalContext
-from jobs import listener as sample_listener
 
 from ._leaks import leaks
 from ._pipeline import (

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+from flatfile_app_jobs.data_validate import NO_RECORDS_MESSAGE
 from flatfile_jobs import FlatfileListener, job_handler
 from flatfile_jobs.testing import FakeFlatfile, Fault
 from flatfile_jobs_cli._events import FunctionName
@@ -28,7 +29,6 @@ from flatfile_jobs_cli._lambda import LocalContext
 from flatfile_stack import runtime
 from flatfile_stack import worker as worker_module
 from flatfile_stack.dead_letter import DEAD_LETTER_MESSAGE
-from jobs.data_validate import NO_RECORDS_MESSAGE
 
 from ._pipeline import Invocations, chaos_listener, isolated_stack, make_pipeline
 from ._support import (

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flatfile_app_jobs import listener as sample_listener
 from flatfile_jobs.webhook import (
     MAX_DEPTH,
     TOLERANCE_SECONDS,
@@ -24,7 +25,6 @@ from flatfile_jobs.webhook import (
     sign,
     verify,
 )
-from jobs import listener as sample_listener
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER_SECRET = "whsec_" + base64.b64encode(b"another key, for rotation").decode()

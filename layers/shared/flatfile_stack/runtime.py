@@ -130,7 +130,7 @@ def _from_env() -> Runtime:
     idempotency table keeps records in memory (:meth:`Runtime.idempotency_store`), and the API key may be given
     directly in ``FLATFILE_API_KEY``, which a function in AWS refuses.
     """
-    from jobs import listener
+    from flatfile_app_jobs import listener
 
     from .queues import MemoryJobQueue, SqsJobQueue
     from .settings import FLATFILE_API_KEY_SECRET_ID, JOB_QUEUE_URL, WEBHOOK_SECRET_ID
