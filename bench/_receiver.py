@@ -82,9 +82,8 @@ def _components(app: ModuleType, request: dict[str, Any], context: LocalContext)
     """Median µs per call of the parts of a request, each timed on its own (no profiler)."""
     from flatfile_jobs import webhook
     from flatfile_stack import receiver
-    from flatfile_stack.runtime import get_runtime
 
-    runtime = get_runtime()
+    runtime = app.runtime()
     body, headers = request["body"].encode(), request["headers"]
     secrets = runtime.receive_policy().secrets
     event = json.loads(body)
@@ -96,7 +95,7 @@ def _components(app: ModuleType, request: dict[str, Any], context: LocalContext)
         ),
         (
             "`flatfile_stack.receiver.accept`: verify, parse, route, enqueue",
-            lambda: receiver.accept(body, headers),
+            lambda: receiver.accept(body, headers, runtime),
         ),
         (
             "  `webhook.verify` (HMAC-SHA256, constant-time compare)",

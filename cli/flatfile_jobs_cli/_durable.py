@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from aws_durable_execution_sdk_python_testing import DurableFunctionTestResult, DurableFunctionTestRunner
 
 from flatfile_jobs._durable import close_long_job_loop
 from flatfile_stack import durable
 from flatfile_stack.long_jobs import execution_name, execution_payload
+
+if TYPE_CHECKING:
+    from flatfile_stack.runtime import Runtime
 
 __all__ = ["LocalDurableStarter"]
 
@@ -25,9 +28,17 @@ LOCAL_EXECUTION_TIMEOUT = 3600
 
 
 class LocalDurableStarter:
-    """A ``DurableStarter`` on ``DurableFunctionTestRunner``: executions run on the runner's threads."""
+    """A ``DurableStarter`` on ``DurableFunctionTestRunner``: executions run on the runner's threads.
 
-    def __init__(self, *, execution_timeout: int = LOCAL_EXECUTION_TIMEOUT) -> None:
+    Args:
+        runtime: The durable worker's runtime for each execution (the local stack's).
+        execution_timeout: Seconds an execution may run.
+    """
+
+    def __init__(
+        self, runtime: Callable[[], Runtime], *, execution_timeout: int = LOCAL_EXECUTION_TIMEOUT
+    ) -> None:
+        self._handler = durable.handler_for(runtime)
         self._lock = threading.Lock()
         self._runner: DurableFunctionTestRunner | None = None
         self._timeout = execution_timeout
@@ -43,7 +54,7 @@ class LocalDurableStarter:
             self.starts += 1
             if name not in self.executions:
                 if self._runner is None:
-                    self._runner = DurableFunctionTestRunner(handler=durable.handler, poll_interval=0.05)
+                    self._runner = DurableFunctionTestRunner(handler=self._handler, poll_interval=0.05)
                 arn = self._runner.run_async(
                     input=execution_payload(event),
                     execution_timeout=self._timeout,

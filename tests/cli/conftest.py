@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import flatfile_jobs._listener
 from flatfile_jobs.testing import FakeFlatfile
 from flatfile_stack.runtime import use_runtime
 
@@ -28,23 +27,15 @@ _ENV = (
 
 @pytest.fixture(autouse=True)
 def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No Flatfile settings from the shell or other tests; configure() and the runtime put back afterwards.
-
-    The commands call ``flatfile_jobs.configure()`` (process-wide, as the worker does); the saved values are
-    restored so no other test sees this test's fake API.
-    """
+    """No Flatfile settings from the shell or other tests; a runtime a local stack handed in is taken back."""
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(ROOT)
-    saved = dict(flatfile_jobs._listener._configured)
-    flatfile_jobs._listener._configured.clear()
     threads = set(threading.enumerate())
     try:
         yield
     finally:
         use_runtime(None)
-        flatfile_jobs._listener._configured.clear()
-        flatfile_jobs._listener._configured.update(saved)
     for thread in threading.enumerate():
         if thread not in threads:
             thread.join(2.0)  # the fake API's request threads end just after it closes their sockets

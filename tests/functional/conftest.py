@@ -16,11 +16,10 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from flatfile_jobs import _listener
 from flatfile_jobs.testing import FakeFlatfile
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_cli._lambda import LocalContext, load_function
-from flatfile_stack import runtime, worker
+from flatfile_stack import runtime
 
 from ._support import (
     API_TOKEN,
@@ -63,8 +62,6 @@ _CLEARED_ENV = (
 
 def _reset_module_state() -> None:
     runtime.use_runtime(None)
-    worker._idempotent.cache_clear()
-    _listener._configured.clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 

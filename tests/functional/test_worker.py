@@ -8,7 +8,6 @@ the idempotency records live in moto's DynamoDB table.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import json
 import threading
@@ -279,8 +278,9 @@ def test_concurrent_duplicates_run_the_job_once_on_dynamodb(
         time.sleep(0.5)  # still running while the other four try to claim the job
 
     slow_listener = FlatfileListener().use(job_handler("space:configure", slow))
-    runtime.use_runtime(dataclasses.replace(runtime.get_runtime(), listener=slow_listener))
-    assert isinstance(runtime.get_runtime().idempotency_store(), DynamoDBPersistenceLayer)
+    shared = runtime.Runtime.from_env(slow_listener)  # one DynamoDB table, as the five instances share
+    runtime.use_runtime(shared)
+    assert isinstance(shared.idempotency_store(), DynamoDBPersistenceLayer)
     record = load_event("worker/space_configure.json")["Records"][0]
     events = [aws.enqueue(record) for _ in range(5)]  # five SQS messages, one job
     assert len({event["Records"][0]["messageId"] for event in events}) == 5
@@ -371,7 +371,7 @@ def test_job_outliving_the_deadline_is_failed_as_timed_out(
         await asyncio.sleep(30)
 
     slow.use(job_handler("space:configure", sleepy))
-    runtime.use_runtime(dataclasses.replace(runtime.get_runtime(), listener=slow))
+    runtime.use_runtime(runtime.Runtime.from_env(slow))
     event = load_event("worker/space_configure.json")
     job_id = add_job_for(fake, event)
     lambda_context.set_remaining(11.5)

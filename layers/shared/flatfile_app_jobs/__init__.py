@@ -1,21 +1,19 @@
-"""The app's job handlers, one module per job, all registered on one listener.
+"""The app's job table: which jobs it takes, and where each job's handler lives.
 
-Both functions import :data:`listener`: the receiver to decide whether a job is ours, the worker to run it.
-Add a job by writing a module with a ``plugin`` and adding it below.
+The receiver reads the table to decide whether a job is ours without importing any handler module (or what it
+imports); the worker imports a handler's module the first time one of its jobs runs. Add a job by writing a
+module with a ``plugin`` and adding its row below (``multipart=True`` for a ``multipart_job_handler``).
 """
 
-from flatfile_jobs import FlatfileListener
-
-from . import data_validate, file_extract, file_process, space_configure, workbook_export, workbook_submit
+from flatfile_jobs import JobRoute, job_table
 
 __all__ = ["listener"]
 
-listener = (
-    FlatfileListener()
-    .use(space_configure.plugin)
-    .use(workbook_submit.plugin)
-    .use(file_process.plugin)
-    .use(data_validate.plugin)
-    .use(workbook_export.plugin)
-    .use(file_extract.plugin)
+listener = job_table(
+    JobRoute("space:configure", "flatfile_app_jobs.space_configure:plugin"),
+    JobRoute("workbook:submit", "flatfile_app_jobs.workbook_submit:plugin"),
+    JobRoute("file:process", "flatfile_app_jobs.file_process:plugin"),
+    JobRoute("data:validate", "flatfile_app_jobs.data_validate:plugin"),
+    JobRoute("workbook:export", "flatfile_app_jobs.workbook_export:plugin", multipart=True),
+    JobRoute("file:extract", "flatfile_app_jobs.file_extract:plugin"),
 )

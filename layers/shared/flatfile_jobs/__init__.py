@@ -24,7 +24,7 @@ from ._errors import (
     StepFailedError,
 )
 from ._events import FlatfileEvent
-from ._listener import FlatfileListener, configure, job_handler
+from ._listener import FlatfileListener, job_handler
 from ._outcomes import (
     FileLink,
     JobCompleteDetails,
@@ -44,6 +44,7 @@ from ._parts import multipart_job_handler
 from ._polling import EventCursor, EventPoller
 from ._results import JobResult
 from ._runtime import shutdown
+from ._table import JobRoute, job_table
 
 if typing.TYPE_CHECKING:
     from ._api import FlatfileClient
@@ -68,6 +69,7 @@ __all__ = [
     "JobOutcome",
     "JobPart",
     "JobResult",
+    "JobRoute",
     "JobTimeoutError",
     "Next",
     "NextDownload",
@@ -85,9 +87,9 @@ __all__ = [
     "StepTick",
     "Steps",
     "Tick",
-    "configure",
     "fail_unfinished_job",
     "job_handler",
+    "job_table",
     "long_job_handler",
     "multipart_job_handler",
     "shutdown",

@@ -16,11 +16,11 @@ from flatfile_jobs import FlatfileEvent
 from flatfile_jobs.webhook import InvalidEventError
 
 from .idempotency import job_record_status
-from .runtime import get_runtime
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
 
+    from .runtime import Runtime
     from .settings import Settings
 
 __all__ = [
@@ -57,7 +57,7 @@ def dead_letter_message(job_id: str, *, crashed: bool, settings: Settings) -> st
     return CRASH_MESSAGE.format(job_id=job_id, limits=limits)
 
 
-def fail_dead_letter(body: str) -> bool:
+def fail_dead_letter(body: str, runtime: Runtime) -> bool:
     """Fail the job in a dead-lettered record unless it already ended; ``True`` when it was failed.
 
     Raises:
@@ -66,15 +66,13 @@ def fail_dead_letter(body: str) -> bool:
             no job that could be failed and is never put in a URL (:func:`handle_dead_letter` drops it).
     """
     job_id = _job_id(body)
-    runtime = get_runtime()
     crashed = job_record_status(runtime.idempotency_store(), job_id) == "INPROGRESS"
-    flatfile_jobs.configure(token=runtime.api_token())
     message = dead_letter_message(job_id, crashed=crashed, settings=runtime.settings)
-    return flatfile_jobs.fail_unfinished_job(job_id, message)
+    return flatfile_jobs.fail_unfinished_job(job_id, message, settings=runtime.api_settings())
 
 
 def handle_dead_letter(
-    body: str, *, message_id: str, receive_count: int, logger: Logger, metrics: Metrics
+    body: str, *, runtime: Runtime, message_id: str, receive_count: int, logger: Logger, metrics: Metrics
 ) -> bool:
     """:func:`fail_dead_letter`, giving up on a record that cannot be handled (logged, counted, dropped).
 
@@ -87,7 +85,7 @@ def handle_dead_letter(
     from aws_lambda_powertools.metrics import MetricUnit
 
     try:
-        failed = fail_dead_letter(body)
+        failed = fail_dead_letter(body, runtime)
     except Exception as exc:
         context = {"message_id": message_id, "receive_count": receive_count, "job_id": _job_id_or_none(body)}
         reason = f"{type(exc).__name__}: {exc}"
