@@ -525,3 +525,67 @@ def test_placeholder_api_key_fails_the_record_naming_the_command_to_run(
         f"store it with {command}"
     )
     assert metric_names(out) == ["RecordsFailed"]
+
+
+def test_two_runtimes_in_one_process_reach_their_own_flatfile(fake: FakeFlatfile) -> None:
+    """Two workers' runtimes in one process, running at once: each job's calls go to its runtime's API and key.
+
+    Nothing process-wide carries the API or the deadline: each record's dispatch is handed its own settings.
+    """
+    from flatfile_stack.idempotency import MemoryPersistenceLayer
+    from flatfile_stack.queues import MemoryJobQueue
+    from flatfile_stack.settings import Settings
+
+    started = threading.Barrier(2)
+
+    def handler(event: Any, tick: Any) -> None:
+        started.wait(5)  # both jobs are running at the same time
+        tick(50, "Halfway")
+
+    listener = FlatfileListener().use(job_handler("space:configure", handler, tick_interval=0))
+    with FakeFlatfile(token="sk_test_other_flatfile_7Hq2") as other:
+
+        def runtime_for(flatfile: FakeFlatfile) -> runtime.Runtime:
+            return runtime.Runtime(
+                settings=Settings(),
+                queue=MemoryJobQueue(),
+                webhook_secrets=str,
+                api_token=lambda: flatfile.token,
+                api_url=flatfile.url,
+                persistence=MemoryPersistenceLayer(),
+                listener=listener,
+            )
+
+        events = {
+            fake: fake.create_job_event("space:configure"),
+            other: other.create_job_event("space:configure"),
+        }
+        outcomes: dict[FakeFlatfile, dict[str, Any]] = {}
+
+        def run(flatfile: FakeFlatfile) -> None:
+            outcomes[flatfile] = worker_module.process_record(
+                json.dumps(events[flatfile]),
+                LocalContext("WorkerFunction", 60.0),
+                runtime=runtime_for(flatfile),
+            )
+
+        threads = [threading.Thread(target=run, args=(flatfile,)) for flatfile in events]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        for flatfile, event in events.items():
+            job_id = event["context"]["jobId"]
+            assert outcomes[flatfile]["results"][0]["status"] == "completed"
+            assert [call for call, _ in flatfile.calls(job_id)] == [
+                f"POST /jobs/{job_id}/ack",
+                f"POST /jobs/{job_id}/ack",
+                f"POST /jobs/{job_id}/complete",
+            ]
+        assert all(
+            request.path.startswith("/jobs/" + events[fake]["context"]["jobId"]) for request in fake.requests
+        )
+        assert all(
+            request.path.startswith("/jobs/" + events[other]["context"]["jobId"])
+            for request in other.requests
+        )
