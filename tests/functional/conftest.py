@@ -2,8 +2,8 @@
 
 AWS is moto (SQS queue + DLQ, the DynamoDB idempotency table, two Secrets Manager secrets) and Flatfile is
 the fake API on loopback; the functions build their adapters from environment variables exactly as in the
-cloud (``flatfile_stack.runtime._from_env``). Module state (the runtime, the worker's idempotent wrapper, the
-library's configured token, Powertools' parameter cache) is reset around every test.
+cloud (each app's ``FunctionRuntime``: ``Runtime.from_env``). A runtime a test handed in with ``use_runtime``
+is taken back, and Powertools' parameter cache cleared, around every test.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def aws(aws_stack: AwsStack) -> AwsStack:
 
 @pytest.fixture
 def stack_env(monkeypatch: pytest.MonkeyPatch, aws: AwsStack, fake: FakeFlatfile) -> Iterator[StackEnv]:
-    """Every function's env vars, pointing at moto and the fake: the cloud wiring (``_from_env``) runs.
+    """Every function's env vars, pointing at moto and the fake: the cloud wiring (``Runtime.from_env``) runs.
 
     ``stack_env.only("receiver")`` narrows them to what template.yaml gives that one function.
     """

@@ -12,6 +12,7 @@ import flatfile_jobs
 import flatfile_jobs.testing
 
 EXPECTED = {
+    "ApiSettings",
     "AsyncJobHandler",
     "AsyncTick",
     "ConfigurationError",

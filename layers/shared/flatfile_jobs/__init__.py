@@ -11,6 +11,7 @@ Example:
 import typing
 
 from ._admin import fail_unfinished_job
+from ._config import ApiSettings
 from ._contract import AsyncJobHandler, AsyncTick, JobHandler, Plugin, Tick
 from ._durable import Steps, StepTick, long_job_handler
 from ._errors import (
@@ -50,6 +51,7 @@ if typing.TYPE_CHECKING:
     from ._api import FlatfileClient
 
 __all__ = [
+    "ApiSettings",
     "AsyncJobHandler",
     "AsyncTick",
     "ConfigurationError",
