@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from flatfile_jobs import ConfigurationError
-from flatfile_jobs._config import ApiSettings
+from flatfile_jobs import ApiSettings, ConfigurationError
 from flatfile_jobs.webhook import ReceivePolicy, parse_secrets
 
 from .settings import Settings
@@ -29,7 +28,16 @@ if TYPE_CHECKING:
     from .queues import JobQueue
     from .worker import JobRunner
 
-__all__ = ["FunctionRuntime", "Runtime", "in_aws", "secret_reader", "use_runtime"]
+__all__ = [
+    "FunctionRuntime",
+    "Runtime",
+    "api_key",
+    "in_aws",
+    "job_queue",
+    "secret_reader",
+    "use_runtime",
+    "webhook_secrets",
+]
 
 SECRET_MAX_AGE = 300
 API_KEY_ENV = "FLATFILE_API_KEY"

@@ -45,6 +45,7 @@ __all__ = [
     "process_record",
     "retry_delay",
     "retry_soon_on_failure",
+    "runner_for",
 ]
 
 # A failed record comes back after ~30 s, 1, 2, 4, 8 min… instead of the queue's visibility timeout.
@@ -205,7 +206,7 @@ class JobRunner:
             return _run(runtime, str(event["context"]["jobId"]), event, timeout)
 
 
-def _job_runner(runtime: Runtime) -> JobRunner:
+def runner_for(runtime: Runtime) -> JobRunner:
     """The runtime's job runner, built on first use (and again when its idempotency store was replaced)."""
     persistence = runtime.idempotency_store()
     if runtime.job_runner is None or runtime.job_runner.persistence is not persistence:
@@ -232,7 +233,7 @@ def process_record(
     if nesting_depth(event) > MAX_EVENT_DEPTH:
         return _refuse_too_deep(runtime, job_id, metrics)
     timeout = context.get_remaining_time_in_millis() / 1000 - runtime.settings.deadline_margin
-    runner = _job_runner(runtime)
+    runner = runner_for(runtime)
     persistence = runner.persistence
     # The in-progress lease is the heartbeat's (renewed while the job runs), not Lambda's remaining time;
     # a store that cannot renew keeps the remaining time, so a long job is never claimed twice.
