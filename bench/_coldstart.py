@@ -2,8 +2,8 @@
 
 Both sides are ``python -c`` scripts run by this venv's interpreter, so interpreter start-up is in both. The
 receiver script does what a cold Lambda does up to its first answer: import ``functions/receiver/app.py``,
-build the runtime the way the deployed stack does (``flatfile_stack.runtime._from_env``: the sample jobs,
-the queue adapter), create the boto3 SQS client, and answer one signed request. The SQS ``SendMessage`` is
+build the runtime the way the deployed stack does (the app's ``FunctionRuntime``: the sample jobs' table,
+the queue adapter, from the environment), create the boto3 SQS client, and answer one signed request. The SQS ``SendMessage`` is
 answered by botocore's ``Stubber`` (no network); the signing secret is handed in instead of fetched from
 Secrets Manager (one HTTPS round trip in AWS, cached for 5 minutes after that). The baseline only imports
 boto3 and creates an SQS client.
@@ -42,17 +42,15 @@ spec.loader.exec_module(app)
 
 import boto3
 from botocore.stub import Stubber
-from flatfile_stack import runtime as stack_runtime
 from flatfile_stack.queues import SqsJobQueue
 
 client = {_CLIENT}
 stubber = Stubber(client)
 stubber.add_response("send_message", {{"MessageId": "m-1", "MD5OfMessageBody": "0" * 32}})
 stubber.activate()
-rt = stack_runtime._from_env()
+rt = app.runtime()  # built from the environment, as on Lambda's first invocation
 rt.queue = SqsJobQueue({QUEUE_URL!r}, client=client)
 rt.webhook_secrets = lambda: {SECRET!r}
-stack_runtime.use_runtime(rt)
 
 
 class Context:

@@ -2,7 +2,7 @@
 
 The worker script does what a cold WorkerFunction does up to its first request to Flatfile: import
 ``functions/worker/app.py`` (Lambda's init), then invoke ``lambda_handler`` with one SQS record. Everything is
-built from the environment as deployed (``flatfile_stack.runtime._from_env``): the API key is read from
+built from the environment as deployed (the app's ``FunctionRuntime``): the API key is read from
 Secrets Manager and the job id claimed in DynamoDB, both moto's server on loopback (``AWS_ENDPOINT_URL``), and
 the ack goes to the fake Flatfile API in this process, which stamps each request's arrival.
 

@@ -69,10 +69,10 @@ def child(config_path: str) -> None:
     """The worker process: run the jobs one invocation each, print RSS at the checkpoints as JSON."""
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+    from flatfile_app_jobs import listener
     from flatfile_stack.queues import MemoryJobQueue
     from flatfile_stack.runtime import Runtime, use_runtime
     from flatfile_stack.settings import Settings
-    from jobs import listener
 
     from ._common import load_app, quiet_logs
 

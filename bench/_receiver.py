@@ -33,12 +33,12 @@ class ReceiverResult:
 
 def measure() -> ReceiverResult:
     """Median µs per request and requests/s (one thread) through the receiver's ``lambda_handler``."""
+    from flatfile_app_jobs import listener
     from flatfile_jobs_testing import job_ready_event
     from flatfile_stack.idempotency import MemoryPersistenceLayer
     from flatfile_stack.queues import MemoryJobQueue
     from flatfile_stack.runtime import Runtime, use_runtime
     from flatfile_stack.settings import Settings
-    from jobs import listener
 
     queue = MemoryJobQueue()
     use_runtime(
@@ -82,9 +82,8 @@ def _components(app: ModuleType, request: dict[str, Any], context: LocalContext)
     """Median µs per call of the parts of a request, each timed on its own (no profiler)."""
     from flatfile_jobs import webhook
     from flatfile_stack import receiver
-    from flatfile_stack.runtime import get_runtime
 
-    runtime = get_runtime()
+    runtime = app.runtime()
     body, headers = request["body"].encode(), request["headers"]
     secrets = runtime.receive_policy().secrets
     event = json.loads(body)
@@ -96,7 +95,7 @@ def _components(app: ModuleType, request: dict[str, Any], context: LocalContext)
         ),
         (
             "`flatfile_stack.receiver.accept`: verify, parse, route, enqueue",
-            lambda: receiver.accept(body, headers),
+            lambda: receiver.accept(body, headers, runtime),
         ),
         (
             "  `webhook.verify` (HMAC-SHA256, constant-time compare)",

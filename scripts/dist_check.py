@@ -153,7 +153,7 @@ def check_readme_example(python: Path, work: Path) -> None:
         python,
         "-I",
         "-c",
-        "import importlib.util as u; print([m for m in ('flatfile_stack', 'jobs', "
+        "import importlib.util as u; print([m for m in ('flatfile_stack', 'flatfile_app_jobs', "
         "'flatfile_jobs_cli', 'flatfile_jobs.testing') if u.find_spec(m.split('.')[0]) and "
         "(m != 'flatfile_jobs.testing' or u.find_spec(m))])",
         cwd=work,

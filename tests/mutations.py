@@ -63,8 +63,8 @@ MUTATIONS = (
         "no-retry-later",
         "a failed record's visibility is shortened (ChangeMessageVisibility), not left at 90 minutes",
         f"{SHARED}/flatfile_stack/worker.py",
-        r"get_runtime\(\)\.queue\.retry_later\(",
-        "None and get_runtime().queue.retry_later(",
+        r"            queue\.retry_later\(",
+        "            None and queue.retry_later(",
         (BACKOFF_TEST,),
     ),
     Mutation(

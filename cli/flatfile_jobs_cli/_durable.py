@@ -14,13 +14,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_durable_execution_sdk_python_testing import DurableFunctionTestResult, DurableFunctionTestRunner
 
 from flatfile_jobs._durable import close_long_job_loop
 from flatfile_stack import durable
 from flatfile_stack.long_jobs import execution_name, execution_payload
+
+if TYPE_CHECKING:
+    from flatfile_stack.runtime import Runtime
 
 __all__ = ["LocalDurableStarter", "status_change_event"]
 
@@ -58,14 +61,23 @@ def status_change_event(name: str, status: str, *, started: datetime, ended: dat
 
 
 class LocalDurableStarter:
-    """A ``DurableStarter`` on ``DurableFunctionTestRunner``: executions run on the runner's threads."""
+    """A ``DurableStarter`` on ``DurableFunctionTestRunner``: executions run on the runner's threads.
+
+    Args:
+        runtime: The durable worker's runtime for each execution (the local stack's).
+        execution_timeout: Seconds an execution may run.
+        on_unfinished: Called with Lambda's status change event for an execution that ends FAILED, TIMED_OUT or
+            STOPPED (the local stack hands it to the dead-letter function, as the stack's rule does).
+    """
 
     def __init__(
         self,
+        runtime: Callable[[], Runtime],
         *,
         execution_timeout: int = LOCAL_EXECUTION_TIMEOUT,
         on_unfinished: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        self._handler = durable.handler_for(runtime)
         self._lock = threading.Lock()
         self._runner: DurableFunctionTestRunner | None = None
         self._timeout = execution_timeout
@@ -83,7 +95,7 @@ class LocalDurableStarter:
             self.starts += 1
             if name not in self.executions:
                 if self._runner is None:
-                    self._runner = DurableFunctionTestRunner(handler=durable.handler, poll_interval=0.05)
+                    self._runner = DurableFunctionTestRunner(handler=self._handler, poll_interval=0.05)
                 arn = self._runner.run_async(
                     input=execution_payload(event),
                     execution_timeout=self._timeout,

@@ -28,7 +28,7 @@ __all__ = [
 
 FunctionName = Literal["receiver", "worker", "dead_letter", "poller"]
 FUNCTIONS: tuple[FunctionName, ...] = ("receiver", "worker", "dead_letter", "poller")
-# The sample jobs of layers/shared/jobs and how each ends: data:validate fails by design; file:extract is a
+# The sample jobs of layers/shared/flatfile_app_jobs and how each ends: data:validate fails by design; file:extract is a
 # long job (3 steps, 20-minute waits) that the local run completes in seconds on the SDK's test runner.
 SAMPLE_JOBS: dict[str, str] = {
     "space:configure": "complete",

@@ -20,6 +20,7 @@ from types import ModuleType, TracebackType
 from typing import TextIO
 
 from flatfile_jobs import FlatfileListener
+from flatfile_jobs._table import load_plugins
 
 from ._common import Style
 
@@ -43,7 +44,7 @@ class HandlerReloader:
         out: TextIO,
         on_reload: Callable[[FlatfileListener], None],
         *,
-        package: str = "jobs",
+        package: str = "flatfile_app_jobs",
         interval: float = 0.5,
     ) -> None:
         self.out = out
@@ -52,6 +53,9 @@ class HandlerReloader:
         self.package = package
         self.interval = interval
         module = importlib.import_module(package)
+        listener = getattr(module, "listener", None)
+        if isinstance(listener, FlatfileListener):
+            load_plugins(listener)  # the handlers as they are now; later edits come in by a reload
         self.folder = Path(str(module.__file__)).resolve().parent
         self.reloads = 0
         self._stamp = self._scan()
@@ -135,6 +139,7 @@ class HandlerReloader:
             listener = getattr(module, "listener", None)
             if not isinstance(listener, FlatfileListener):
                 raise TypeError(f"{self.package}.listener is not a FlatfileListener")
+            load_plugins(listener)  # every handler module now: an import error keeps the previous handlers
         except Exception as exc:
             self._unload()
             sys.modules.update(saved)

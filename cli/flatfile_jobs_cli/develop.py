@@ -22,7 +22,6 @@ from datetime import datetime
 from types import FrameType
 from typing import Any, TextIO
 
-import flatfile_jobs
 from flatfile_jobs import (
     DispatchError,
     EventPoller,
@@ -31,6 +30,8 @@ from flatfile_jobs import (
     FlatfileListener,
     JobResult,
 )
+from flatfile_jobs._config import ApiSettings
+from flatfile_jobs._table import load_plugins
 
 from ._common import CliError, Style, scoped_env
 from ._logs import LogRoute
@@ -159,7 +160,7 @@ class DevelopLoop:
             return True
         self._say(f"{self.style.bold('>')} {name}  (event {view.id})")
         try:
-            results = self.listener.dispatch(event, timeout=self.job_timeout)
+            results = self.listener.dispatch(event, timeout=self.job_timeout, settings=self.poller.settings)
         except DispatchError as exc:
             return self._dispatch_failed(event, name, exc)
         for result in results:
@@ -260,13 +261,16 @@ def _on_sigint(stop: threading.Event, out: TextIO) -> Callable[[int, FrameType |
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """``flatfile-jobs develop``."""
-    from jobs import listener
+    from flatfile_app_jobs import listener
 
+    load_plugins(listener)  # every handler module at start, as the reloader does on each reload
     out = out or sys.stdout
     api_url, token, environment_id = _settings(args)
     lookback = parse_since(args.since)
-    flatfile_jobs.configure(api_url=api_url, token=token)
-    poller = EventPoller(environment_id=environment_id, lookback=lookback, request_budget=0)
+    settings = ApiSettings.resolve(api_url=api_url, token=token)
+    poller = EventPoller(
+        environment_id=environment_id, lookback=lookback, request_budget=0, settings=settings
+    )
     loop = DevelopLoop(
         poller, listener, out, args.interval, args.max_interval, args.max_polls, args.job_timeout
     )

@@ -114,7 +114,9 @@ def _job_states(err: TextIO, fake: FakeFlatfile, events: list[dict[str, Any]]) -
             err.write(f"Job {job_id} in the fake Flatfile API: {job['status']}  {summary}\n")
             if job["status"] == "ready":
                 name = (flatfile_event.get("payload") or {}).get("job")
-                err.write(f"  no handler ran: is {name} registered on the listener in jobs/__init__.py?\n")
+                err.write(
+                    f"  no handler ran: is {name} registered on the listener in flatfile_app_jobs/__init__.py?\n"
+                )
             err.write("".join(f"  {line}\n" for line in more))
 
 

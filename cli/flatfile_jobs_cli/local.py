@@ -29,8 +29,7 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
-import flatfile_jobs
-from flatfile_jobs._polling import MemoryCursorStore
+from flatfile_jobs._table import load_plugins
 from flatfile_jobs.webhook import parse_secrets
 from flatfile_jobs_testing import FakeFlatfile, http_api_event, signed_headers
 from flatfile_stack.idempotency import MemoryPersistenceLayer
@@ -192,14 +191,13 @@ class LocalStack:
             api_url, token = self.fake.url, self.fake.token
         if not token:
             raise CliError("a real Flatfile API needs a key: pass --api-key or set FLATFILE_API_KEY")
-        flatfile_jobs.configure(api_url=api_url, token=token)
         # Long jobs run as durable executions on the SDK's local test runner (waits skipped); imported here,
         # as the runner and the SDK are only needed once a stack starts.
         from ._durable import LocalDurableStarter
 
-        self.durable = LocalDurableStarter(on_unfinished=self._dead_letter_execution)
+        self.durable = LocalDurableStarter(lambda: runtime, on_unfinished=self._dead_letter_execution)
         self._exits.callback(self.durable.close)
-        runtime = self._runtime(token)
+        runtime = self._runtime(api_url, token)
         use_runtime(runtime)
         self._exits.callback(use_runtime, None)
         if options.reload_to is not None:
@@ -228,9 +226,10 @@ class LocalStack:
             self.fake.subscribe(self.forward)
             self._exits.callback(self.fake.unsubscribe, self.forward)
 
-    def _runtime(self, token: str) -> Runtime:
-        from jobs import listener
+    def _runtime(self, api_url: str, token: str) -> Runtime:
+        from flatfile_app_jobs import listener
 
+        load_plugins(listener)  # every handler module at start, as the reloader does on each reload
         queue: JobQueue = self.queue if self.fake is None else _JobCreatingQueue(self.queue, self.fake)
         secret = self.secret
         return Runtime(
@@ -240,9 +239,10 @@ class LocalStack:
             queue=queue,
             webhook_secrets=lambda: secret,
             api_token=lambda: token,
+            api_url=api_url,
             persistence=MemoryPersistenceLayer(),
             listener=listener,
-            extras={"poller_cursor_store": MemoryCursorStore()},
+            cursor_stores={},
             starter=self.durable,
         )
 

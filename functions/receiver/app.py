@@ -1,4 +1,8 @@
-"""ReceiverFunction: the URL Flatfile's forwarder posts to. Check, enqueue, answer: never runs a job."""
+"""ReceiverFunction: the URL Flatfile's forwarder posts to. Check, enqueue, answer: never runs a job.
+
+The composition root: the app's job table (no handler module is imported to match a job) and the adapters
+built from this function's environment on first use.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from flatfile_app_jobs import listener
 from flatfile_jobs import webhook
 from flatfile_stack import receiver
 from flatfile_stack.queues import QueueUnavailableError
+from flatfile_stack.runtime import FunctionRuntime
 
 logger = Logger()
+runtime = FunctionRuntime(listener)
 app = APIGatewayHttpResolver()
 
 # Every way a delivery is refused, and its status: the one place errors become HTTP statuses.
@@ -37,7 +44,7 @@ def webhook_delivery() -> Response[Any]:
     """Accept one job:ready delivery: 202 when enqueued, 200 when no handler wants it."""
     event = app.current_event
     body = receiver.raw_body(event.get("body"), is_base64_encoded=bool(event.get("isBase64Encoded")))
-    status, answer = receiver.accept(body, event.headers)
+    status, answer = receiver.accept(body, event.headers, runtime())
     logger.debug("Delivery answered", extra={**answer, "http_status": status})
     return _json(status, answer)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import flatfile_jobs._listener
 from flatfile_jobs_testing import FakeFlatfile
 from flatfile_stack.runtime import use_runtime
 
@@ -28,23 +27,15 @@ _ENV = (
 
 @pytest.fixture(autouse=True)
 def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No Flatfile settings from the shell or other tests; configure() and the runtime put back afterwards.
-
-    The commands call ``flatfile_jobs.configure()`` (process-wide, as the worker does); the saved values are
-    restored so no other test sees this test's fake API.
-    """
+    """No Flatfile settings from the shell or other tests; a runtime a local stack handed in is taken back."""
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(ROOT)
-    saved = dict(flatfile_jobs._listener._configured)
-    flatfile_jobs._listener._configured.clear()
     threads = set(threading.enumerate())
     try:
         yield
     finally:
         use_runtime(None)
-        flatfile_jobs._listener._configured.clear()
-        flatfile_jobs._listener._configured.update(saved)
     for thread in threading.enumerate():
         if thread not in threads:
             thread.join(2.0)  # the fake API's request threads end just after it closes their sockets
@@ -77,20 +68,25 @@ REGISTER_SHEET_EXPORT = (
 
 @pytest.fixture
 def jobs_copy(tmp_path: Path) -> Iterator[Path]:
-    """A copy of the app's ``jobs`` package that this test may edit, imported instead of the real one.
+    """A copy of the app's job package that this test may edit, imported instead of the real one.
 
-    The copy's folder goes first on ``sys.path`` and ``jobs`` leaves ``sys.modules``; both are put back after.
+    The copy's folder goes first on ``sys.path`` and ``flatfile_app_jobs`` leaves ``sys.modules``; both are put
+    back after.
     """
     import shutil
     import sys
 
     folder = tmp_path / "handlers"
-    package = folder / "jobs"
+    package = folder / "flatfile_app_jobs"
     shutil.copytree(
-        ROOT / "layers" / "shared" / "jobs", package, ignore=shutil.ignore_patterns("__pycache__")
+        ROOT / "layers" / "shared" / "flatfile_app_jobs",
+        package,
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     saved = {
-        name: module for name, module in sys.modules.items() if name == "jobs" or name.startswith("jobs.")
+        name: module
+        for name, module in sys.modules.items()
+        if name == "flatfile_app_jobs" or name.startswith("flatfile_app_jobs.")
     }
     for name in saved:
         del sys.modules[name]
@@ -99,7 +95,11 @@ def jobs_copy(tmp_path: Path) -> Iterator[Path]:
         yield package
     finally:
         sys.path.remove(str(folder))
-        for name in [name for name in sys.modules if name == "jobs" or name.startswith("jobs.")]:
+        for name in [
+            name
+            for name in sys.modules
+            if name == "flatfile_app_jobs" or name.startswith("flatfile_app_jobs.")
+        ]:
             del sys.modules[name]
         sys.modules.update(saved)
 

@@ -268,4 +268,4 @@ def test_a_handler_added_while_developing_runs_the_next_event(
         runner.join(30)
     assert fake.job(first["context"]["jobId"])["status"] == "ready"
     assert fake.job(second["context"]["jobId"])["outcome"]["message"] == "Exported v1."
-    assert "Reloaded jobs (__init__.py, sheet_export.py changed)" in out.getvalue()
+    assert "Reloaded flatfile_app_jobs (__init__.py, sheet_export.py changed)" in out.getvalue()

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -24,7 +25,6 @@ from flatfile_jobs_cli._lambda import close_thread_loop, function_name, load_fun
 from flatfile_jobs_cli.fake_api import fake_api
 from flatfile_jobs_testing import FakeFlatfile, LocalContext
 from flatfile_stack.queues import MemoryJobQueue
-from flatfile_stack.runtime import get_runtime, use_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_FILE = ROOT / "events" / "env.local.json"
@@ -68,7 +68,15 @@ def fake_api_running() -> Iterator[FakeApi]:
 
 
 @pytest.fixture
-def run_function(monkeypatch: pytest.MonkeyPatch, fake_api_running: FakeApi) -> Callable[..., dict[str, Any]]:
+def loaded() -> dict[str, ModuleType]:
+    """The function apps ``run_function`` loaded, by name (the last one of each)."""
+    return {}
+
+
+@pytest.fixture
+def run_function(
+    monkeypatch: pytest.MonkeyPatch, fake_api_running: FakeApi, loaded: dict[str, ModuleType]
+) -> Callable[..., dict[str, Any]]:
     """``run_function(name, event, sam_local=True)``: the function with its env.local.json variables."""
     sections = json.loads(ENV_FILE.read_text())
 
@@ -85,12 +93,11 @@ def run_function(monkeypatch: pytest.MonkeyPatch, fake_api_running: FakeApi) -> 
             monkeypatch.setenv("AWS_SAM_LOCAL", "true")  # what sam local adds
         else:
             monkeypatch.delenv("AWS_SAM_LOCAL", raising=False)
-        use_runtime(None)  # the runtime is built from this environment on first use
         outcome: dict[str, Any] = {}
 
         def call() -> None:
             try:
-                module = load_function(ROOT, name)
+                module = loaded[name] = load_function(ROOT, name)  # its runtime: from this environment
                 outcome["answer"] = module.lambda_handler(event, LocalContext(logical_id, 60.0))
             finally:
                 close_thread_loop()
@@ -121,14 +128,14 @@ def test_env_local_json_points_each_function_at_the_fake_and_configures_nothing_
 
 
 def test_receiver_then_worker_run_a_job_against_the_fake_api(
-    run_function: Callable[..., dict[str, Any]], fake_api_running: FakeApi
+    run_function: Callable[..., dict[str, Any]], fake_api_running: FakeApi, loaded: dict[str, ModuleType]
 ) -> None:
     """The receiver accepts an unsigned request into the local queue; the worker runs that record against
     the fake (the job created there on first use), which prints each tick and the outcome."""
     event = flatfile_event("space:configure", context={"jobId": "us_jb_sam1"})
     answer = run_function("receiver", function_event("receiver", event))
     assert answer["statusCode"] == 202
-    queue = get_runtime().queue
+    queue = loaded["receiver"].runtime().queue
     assert isinstance(queue, MemoryJobQueue)
     record = queue.receive(timeout=0)
     assert record is not None
@@ -167,7 +174,10 @@ def test_the_dead_letter_function_fails_the_job_in_the_fake(
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")  # a failed record adds none
 def test_a_plain_api_key_is_refused_when_the_function_runs_in_aws(
-    run_function: Callable[..., dict[str, Any]], fake_api_running: FakeApi, monkeypatch: pytest.MonkeyPatch
+    run_function: Callable[..., dict[str, Any]],
+    fake_api_running: FakeApi,
+    monkeypatch: pytest.MonkeyPatch,
+    loaded: dict[str, ModuleType],
 ) -> None:
     """AWS_LAMBDA_FUNCTION_NAME without AWS_SAM_LOCAL (a deployed function): FLATFILE_API_KEY is refused, the
     record fails (to be retried, then dead-lettered) and Flatfile gets no request."""
@@ -178,7 +188,7 @@ def test_a_plain_api_key_is_refused_when_the_function_runs_in_aws(
     assert answer["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
     assert fake_api_running.fake.calls("us_jb_aws1") == []
     with pytest.raises(ConfigurationError, match="FLATFILE_API_KEY is for local runs only"):
-        get_runtime().api_token()
+        loaded["worker"].runtime().api_token()
 
 
 def test_fake_api_on_a_port_in_use_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:

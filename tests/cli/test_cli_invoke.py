@@ -238,4 +238,6 @@ def test_a_job_no_handler_ran_says_where_to_register_one(
     code, _, err = invoke(capsys, str(write(tmp_path / "batch.json", sqs_event(event))))
     assert code == 0
     assert "Job us_jb_n1 in the fake Flatfile API: ready" in err
-    assert "no handler ran: is sheet:export registered on the listener in jobs/__init__.py?" in err
+    assert (
+        "no handler ran: is sheet:export registered on the listener in flatfile_app_jobs/__init__.py?" in err
+    )

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import flatfile_jobs
 from flatfile_jobs_cli.__main__ import main
 from flatfile_jobs_cli.local import LocalOptions, LocalStack
 from flatfile_jobs_testing import job_ready_event
@@ -134,17 +133,16 @@ def test_local_starter_reports_a_timed_out_execution_as_lambda_does() -> None:
 
     reported: list[dict[str, object]] = []
     with FakeFlatfile() as fake:
-        flatfile_jobs.configure(api_url=fake.url, token=fake.token)
         listener = FlatfileListener().use(
             long_job_handler("file:extract", slow, api_url=fake.url, token=fake.token, tick_interval=0)
         )
-        runtime.use_runtime(
-            runtime.Runtime(
-                settings=Settings(), queue=MemoryJobQueue(), webhook_secrets=str, api_token=lambda: fake.token,
-                listener=listener,
-            )
+        stack_runtime = runtime.Runtime(
+            settings=Settings(), queue=MemoryJobQueue(), webhook_secrets=str, api_token=lambda: fake.token,
+            listener=listener, api_url=fake.url,
         )  # fmt: skip
-        starter = LocalDurableStarter(execution_timeout=1, on_unfinished=reported.append)
+        starter = LocalDurableStarter(
+            lambda: stack_runtime, execution_timeout=1, on_unfinished=reported.append
+        )
         try:
             event = fake.create_job_event("file:extract")
             job_id = str(event["context"]["jobId"])
@@ -156,7 +154,7 @@ def test_local_starter_reports_a_timed_out_execution_as_lambda_does() -> None:
             detail = status_change["detail"]
             assert isinstance(detail, dict)
             assert (detail["durableExecutionName"], detail["status"]) == (job_id, "TIMED_OUT")
-            assert fail_dead_letter(json.dumps(status_change)) is True
+            assert fail_dead_letter(json.dumps(status_change), stack_runtime) is True
             assert fake.job(job_id)["outcome"]["message"] == long_job_ended_message(
                 job_id, "TIMED_OUT", seconds=1
             )
@@ -164,4 +162,3 @@ def test_local_starter_reports_a_timed_out_execution_as_lambda_does() -> None:
             slept.wait(5)  # the step outlives its execution (as in Lambda, until the invocation's timeout)
             time.sleep(0.5)  # its invocation then finds the execution closed and ends
             starter.close()
-            runtime.use_runtime(None)

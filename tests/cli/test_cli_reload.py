@@ -16,7 +16,7 @@ def test_a_reload_waits_until_the_running_job_ends(jobs_copy: Path) -> None:
     """A change seen while a job runs is imported only after that job ends (no half-old, half-new run)."""
     swapped: list[FlatfileListener] = []
     reloader = HandlerReloader(io.StringIO(), swapped.append, interval=60)
-    old_module = sys.modules["jobs.space_configure"]
+    old_module = sys.modules["flatfile_app_jobs.space_configure"]
     checked: list[bool] = []
     with reloader.job():
         (jobs_copy / "space_configure.py").write_text(
@@ -27,12 +27,12 @@ def test_a_reload_waits_until_the_running_job_ends(jobs_copy: Path) -> None:
         time.sleep(0.3)
         assert checker.is_alive()
         assert swapped == []
-        assert sys.modules["jobs.space_configure"] is old_module
+        assert sys.modules["flatfile_app_jobs.space_configure"] is old_module
     checker.join(5)
     assert checked == [True]
     assert len(swapped) == 1
-    assert sys.modules["jobs.space_configure"] is not old_module
-    assert "Half done." in Path(str(sys.modules["jobs.space_configure"].__file__)).read_text()
+    assert sys.modules["flatfile_app_jobs.space_configure"] is not old_module
+    assert "Half done." in Path(str(sys.modules["flatfile_app_jobs.space_configure"].__file__)).read_text()
 
 
 def test_a_job_started_during_a_reload_waits_for_it(jobs_copy: Path) -> None:
@@ -72,16 +72,18 @@ def test_a_failed_import_is_not_retried_until_the_files_change_again(jobs_copy: 
     out = io.StringIO()
     swapped: list[FlatfileListener] = []
     reloader = HandlerReloader(out, swapped.append, interval=60)
-    before = {name: module for name, module in sys.modules.items() if name.startswith("jobs")}
+    before = {name: module for name, module in sys.modules.items() if name.startswith("flatfile_app_jobs")}
     handler = jobs_copy / "data_validate.py"
     good = handler.read_text()
     handler.write_text(good + "\nraise RuntimeError('broken on purpose')\n")
     assert reloader.check() is False
     assert reloader.check() is False
     assert out.getvalue().count("RuntimeError: broken on purpose") == 1
-    assert {name: module for name, module in sys.modules.items() if name.startswith("jobs")} == before
+    assert {
+        name: module for name, module in sys.modules.items() if name.startswith("flatfile_app_jobs")
+    } == before
     assert swapped == []
     handler.write_text(good)
     assert reloader.check() is True
     assert len(swapped) == 1
-    assert "Reloaded jobs (data_validate.py changed)" in out.getvalue()
+    assert "Reloaded flatfile_app_jobs (data_validate.py changed)" in out.getvalue()

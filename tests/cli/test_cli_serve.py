@@ -267,7 +267,7 @@ def test_a_changed_handler_is_used_by_the_next_job(start: Callable[..., Served],
         == "Data submitted successfully."
     )
     assert served.stack.fake.job(second["context"]["jobId"])["outcome"]["message"] == "Sent to the warehouse."
-    assert "Reloaded jobs (workbook_submit.py changed)" in served.out.getvalue()
+    assert "Reloaded flatfile_app_jobs (workbook_submit.py changed)" in served.out.getvalue()
 
 
 def test_a_handler_module_added_while_serving_gets_its_jobs(
@@ -283,7 +283,7 @@ def test_a_handler_module_added_while_serving_gets_its_jobs(
     after = served.post(event)
     assert (after.status_code, after.json()["status"]) == (202, "accepted")
     out = served.wait_out(f"worker  sheet:export {job_id}: complete  Export ready - Exported v1.")
-    assert "Reloaded jobs (__init__.py, sheet_export.py changed)" in out
+    assert "Reloaded flatfile_app_jobs (__init__.py, sheet_export.py changed)" in out
     assert f"progress sheet:export {job_id}  40%  Exporting the sheet..." in out
 
 
@@ -300,7 +300,7 @@ def test_a_handler_that_fails_to_import_keeps_the_previous_code(
     assert served.post(broken).status_code == 202
     served.wait_for(broken["context"]["jobId"], "complete")
     out = served.out.getvalue()
-    assert "Reload of jobs failed; the previous handlers stay in use:" in out
+    assert "Reload of flatfile_app_jobs failed; the previous handlers stay in use:" in out
     assert "SyntaxError" in out
     assert (
         served.stack.fake.job(broken["context"]["jobId"])["outcome"]["message"]

@@ -24,7 +24,6 @@ from typing import Any
 
 import flatfile_jobs
 from flatfile_jobs import FlatfileListener, job_handler
-from flatfile_jobs import _listener as listener_module
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_testing import (
     FakeFlatfile,
@@ -397,11 +396,11 @@ def make_pipeline(
         queue=queue,
         webhook_secrets=lambda: secrets,
         api_token=lambda: fake.token,
+        api_url=fake.url,
         persistence=persistence,
         listener=listener,
     )
     use_runtime(runtime)
-    flatfile_jobs.configure(api_url=fake.url)  # the dead-letter function's calls (handlers name their own)
     return Pipeline(
         fake, listener, queue, persistence, runtime, load_app("receiver"), load_app("worker"), clock
     )
@@ -409,14 +408,11 @@ def make_pipeline(
 
 @contextlib.contextmanager
 def isolated_stack() -> Iterator[None]:
-    """Undo what a pipeline changes process-wide: the installed runtime and ``flatfile_jobs.configure``."""
-    saved = dict(listener_module._configured)
+    """Undo what a pipeline changes process-wide: the runtime it handed to the functions."""
     try:
         yield
     finally:
         use_runtime(None)
-        listener_module._configured.clear()
-        listener_module._configured.update(saved)
 
 
 class LogTap(logging.Handler):

@@ -191,10 +191,16 @@ class StackEnv:
         runtime.use_runtime(None)
 
     def set(self, **values: str) -> None:
-        """Set environment variables (``ALLOW_UNSIGNED="true"``…); the next invocation reads them."""
+        """Set environment variables (``ALLOW_UNSIGNED="true"``…); the next invocation reads them.
+
+        Functions loaded before keep the runtime they built; the one built from the new environment (with
+        the sample app's jobs) is handed to them, as a new execution environment would build it.
+        """
+        from flatfile_app_jobs import listener
+
         for name, value in values.items():
             self._monkeypatch.setenv(name, value)
-        runtime.use_runtime(None)
+        runtime.use_runtime(runtime.Runtime.from_env(listener))
 
 
 def point_logs_at_stdout() -> None:

@@ -2,8 +2,8 @@
 
 AWS is moto (SQS queue + DLQ, the DynamoDB idempotency table, two Secrets Manager secrets) and Flatfile is
 the fake API on loopback; the functions build their adapters from environment variables exactly as in the
-cloud (``flatfile_stack.runtime._from_env``). Module state (the runtime, the worker's idempotent wrapper, the
-library's configured token, Powertools' parameter cache) is reset around every test.
+cloud (each app's ``FunctionRuntime``: ``Runtime.from_env``). A runtime a test handed in with ``use_runtime``
+is taken back, and Powertools' parameter cache cleared, around every test.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from flatfile_jobs import _listener
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_testing import FakeFlatfile, LocalContext, load_function
-from flatfile_stack import runtime, worker
+from flatfile_stack import runtime
 
 from ._support import (
     API_TOKEN,
@@ -62,8 +61,6 @@ _CLEARED_ENV = (
 
 def _reset_module_state() -> None:
     runtime.use_runtime(None)
-    worker._idempotent.cache_clear()
-    _listener._configured.clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
@@ -158,7 +155,7 @@ def aws(aws_stack: AwsStack) -> AwsStack:
 
 @pytest.fixture
 def stack_env(monkeypatch: pytest.MonkeyPatch, aws: AwsStack, fake: FakeFlatfile) -> Iterator[StackEnv]:
-    """Every function's env vars, pointing at moto and the fake: the cloud wiring (``_from_env``) runs.
+    """Every function's env vars, pointing at moto and the fake: the cloud wiring (``Runtime.from_env``) runs.
 
     ``stack_env.only("receiver")`` narrows them to what template.yaml gives that one function.
     """

@@ -26,13 +26,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from flatfile_app_jobs import listener as sample_listener
 from flatfile_jobs import webhook
 from flatfile_jobs_testing import LocalContext, job_ready_event, signed_headers
 from flatfile_stack.delivery_policy import MAX_BODY_BYTES, MAX_DEPTH
 from flatfile_stack.queues import MAX_MESSAGE_BYTES, SqsJobQueue, message_size
 from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
-from jobs import listener as sample_listener
 
 from ._pipeline import (
     ACCESS_TOKEN,

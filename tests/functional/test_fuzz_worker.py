@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flatfile_app_jobs import listener as sample_listener
 from flatfile_jobs_testing import FakeFlatfile, job_ready_event
 from flatfile_stack.queues import Delivery
-from jobs import listener as sample_listener
 
 from ._pipeline import API_TOKEN, isolated_stack, make_pipeline
 

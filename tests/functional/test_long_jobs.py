@@ -19,11 +19,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from flatfile_app_jobs import listener as sample_listener
 from flatfile_jobs_cli._durable import LocalDurableStarter
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_testing import FakeFlatfile, LocalContext
-from flatfile_stack import runtime
 from flatfile_stack.long_jobs import LambdaDurableStarter, execution_name, execution_payload
+from flatfile_stack.runtime import FunctionRuntime
 
 from ._support import REGION, AwsStack, StackEnv, load_event, metric_names, point_logs_at_stdout
 
@@ -47,7 +48,7 @@ def long_job_record(fake: FakeFlatfile, job_id: str = "us_jb_extract1") -> dict[
 
 @pytest.fixture
 def starter() -> Iterator[LocalDurableStarter]:
-    local = LocalDurableStarter()
+    local = LocalDurableStarter(FunctionRuntime(sample_listener))  # the durable worker's own runtime
     try:
         yield local
     finally:
@@ -61,7 +62,7 @@ def worker(
     """The worker with its template environment, long jobs on (its starter is the local runner)."""
     stack_env.only("worker")
     module = load_app("worker")
-    runtime.get_runtime().starter = starter
+    module.runtime().starter = starter
     return module
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from moto import mock_aws
 
-import flatfile_jobs._listener
+from flatfile_app_jobs import listener
 from flatfile_jobs import ConfigurationError, FlatfileAPIError
 from flatfile_jobs_testing import FakeFlatfile, Fault, LocalContext, load_function
 from flatfile_stack.delivery_policy import ReceivePolicy, receive
@@ -26,7 +26,6 @@ from flatfile_stack.idempotency import MemoryPersistenceLayer
 from flatfile_stack.queues import SqsJobQueue
 from flatfile_stack.runtime import Runtime, use_runtime
 from flatfile_stack.settings import Settings
-from jobs import listener
 
 from ._pipeline import tap_all_logs
 
@@ -73,9 +72,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def runtime(fake: FakeFlatfile, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
-    """The stack's runtime on moto and the fake; the library's configure() state restored afterwards."""
-    saved = dict(flatfile_jobs._listener._configured)
-    flatfile_jobs._listener._configured.clear()
+    """The stack's runtime on moto and the fake, handed to the poller functions loaded next."""
     monkeypatch.setenv("FLATFILE_API_URL", fake.url)
     settings = Settings(job_queue_url=aws["queue_url"], poller_state_table=TABLE, environment_id=ENV)
     built = Runtime(
@@ -91,8 +88,6 @@ def runtime(fake: FakeFlatfile, aws: dict[str, Any], monkeypatch: pytest.MonkeyP
         yield built
     finally:
         use_runtime(None)
-        flatfile_jobs._listener._configured.clear()
-        flatfile_jobs._listener._configured.update(saved)
 
 
 @pytest.fixture
@@ -182,10 +177,10 @@ def test_the_cursor_is_stored_under_the_environments_key(
 def test_a_new_poller_instance_resumes_from_the_stored_cursor(
     runtime: Runtime, fake: FakeFlatfile, aws: dict[str, Any]
 ) -> None:
-    """A cold start (fresh module and runtime extras) reads the cursor from DynamoDB and repeats nothing."""
+    """A cold start (fresh module, no pollers kept) reads the cursor from DynamoDB and repeats nothing."""
     add_sample_events(fake)
     load_function(ROOT, "poller").lambda_handler({}, context())
-    runtime.extras.clear()
+    runtime.pollers.clear()
     again = load_function(ROOT, "poller").lambda_handler({}, context())
     assert (again["events"], again["enqueued"]) == (0, 0)
     assert len(messages(aws)) == 4
@@ -215,7 +210,7 @@ def test_an_api_failure_fails_the_run_without_enqueueing(
 
 def test_missing_environment_id_names_the_variable(runtime: Runtime, app: ModuleType) -> None:
     """Without FLATFILE_ENVIRONMENT_ID the run fails with a ConfigurationError naming it."""
-    use_runtime(dataclasses.replace(runtime, settings=Settings(poller_state_table=TABLE), extras={}))
+    use_runtime(dataclasses.replace(runtime, settings=Settings(poller_state_table=TABLE)))
     with pytest.raises(ConfigurationError, match="FLATFILE_ENVIRONMENT_ID"):
         app.lambda_handler({}, context())
 

@@ -20,15 +20,16 @@ from typing import Any
 
 import pytest
 
+from flatfile_app_jobs import listener
 from flatfile_jobs import webhook
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_testing import LocalContext, forwarded_event, job_ready_event, resign
 from flatfile_stack import delivery_policy
-from jobs import listener
 
 from ._pipeline import http_event
 from ._support import (
     EVENTS,
+    ROOT,
     WEBHOOK_SECRET,
     Answer,
     AwsStack,
@@ -844,3 +845,66 @@ def test_every_receiver_events_file_is_exercised() -> None:
         "unhandled_job.json",
     }
     assert all(Path(EVENTS / "receiver" / name).is_file() for name in RECEIVER_FILES)
+
+
+# -- cold start: the app's job table, not its handler modules ---------------------------------------------
+
+_FRESH_FUNCTION = """
+import importlib.util, json, sys
+
+spec = importlib.util.spec_from_file_location("app", sys.argv[1])
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+handlers = lambda: sorted(name for name in sys.modules if name.startswith("flatfile_app_jobs."))
+at_import = handlers()
+
+
+class Context:
+    function_name = "ReceiverFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:receiver"
+    aws_request_id = "cold"
+
+    def get_remaining_time_in_millis(self):
+        return 30000
+
+
+status = app.lambda_handler(json.loads(sys.argv[2]), Context())["statusCode"] if len(sys.argv) > 2 else None
+print(json.dumps({"at_import": at_import, "after_request": handlers(), "status": status}))
+"""
+
+
+def _fresh_function(name: str, *args: str) -> dict[str, Any]:
+    """Run ``functions/<name>/app.py`` in a fresh interpreter (unsigned deliveries allowed, in-memory queue)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ALLOW_UNSIGNED": "true", "POWERTOOLS_SERVICE_NAME": "cold-start-test"}
+    for setting in ("JOB_QUEUE_URL", "WEBHOOK_SECRET_ID", "AWS_LAMBDA_FUNCTION_NAME", "AWS_SAM_LOCAL"):
+        env.pop(setting, None)
+    app = str(ROOT / "functions" / name / "app.py")
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_FUNCTION, app, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_cold_receiver_accepts_a_job_without_importing_any_handler_module() -> None:
+    """A fresh receiver imports the app's job table, answers 202 for a sample job, and no handler module loads."""
+    request = http_event(compact(job_ready_event("workbook:export")))
+    seen = _fresh_function("receiver", json.dumps(request))
+    assert seen == {"at_import": [], "after_request": [], "status": 202}
+
+
+def test_a_cold_worker_imports_no_handler_module_before_its_first_job() -> None:
+    """Importing the worker loads the job table only: a handler module is imported by its first job."""
+    assert _fresh_function("worker")["at_import"] == []

@@ -1,6 +1,6 @@
 """No piece of a secret in any log line of the functions as deployed: secrets read from Secrets Manager.
 
-The functions build everything from their environment (``flatfile_stack.runtime._from_env``): the signing
+The functions build everything from their environment (``Runtime.from_env``): the signing
 secret and the API key come from moto's Secrets Manager, the queue is moto's SQS, idempotency moto's DynamoDB.
 Every logger runs at DEBUG, botocore's included (it logs each AWS request and response), while the fake
 Flatfile API injects faults, a delivery is refused, a record fails and is retried, one is dead-lettered.

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from flatfile_app_jobs import listener as sample_listener
 from flatfile_jobs import webhook
 from flatfile_jobs_testing import FakeFlatfile, LocalContext, job_ready_event, signed_headers
-from jobs import listener as sample_listener
 
 from ._leaks import leaks
 from ._pipeline import (
@@ -220,20 +220,13 @@ def test_rotation_accepts_old_and_new_secret_then_only_the_new(stack: None) -> N
     event = job_ready_event("space:configure")
     configured = {"value": f"{SECRET} {OTHER_SECRET}"}
     receiver = receiver_under_test(sample_listener)
-    receiver_runtime_secrets(configured)
+    receiver.app.runtime().webhook_secrets = lambda: configured["value"]
     assert receiver.call(delivery(event, secret=SECRET))[0] == 202
     assert receiver.call(delivery(event, secret=OTHER_SECRET))[0] == 202
     configured["value"] = OTHER_SECRET
     assert receiver.call(delivery(event, secret=SECRET))[0] == 401
     assert receiver.call(delivery(event, secret=OTHER_SECRET))[0] == 202
     assert len(receiver.drain()) == 3
-
-
-def receiver_runtime_secrets(configured: dict[str, str]) -> None:
-    """Make the installed runtime read its secrets from ``configured["value"]`` on every request."""
-    from flatfile_stack.runtime import get_runtime
-
-    get_runtime().webhook_secrets = lambda: configured["value"]
 
 
 def test_several_signatures_in_one_header_pass_if_any_matches(receiver: ReceiverUnderTest) -> None:

@@ -8,7 +8,6 @@ the idempotency records live in moto's DynamoDB table.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import json
 import threading
@@ -21,13 +20,13 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+from flatfile_app_jobs.data_validate import NO_RECORDS_MESSAGE
 from flatfile_jobs import FlatfileListener, job_handler
 from flatfile_jobs_cli._events import FunctionName
 from flatfile_jobs_testing import FakeFlatfile, Fault, LocalContext
 from flatfile_stack import runtime
 from flatfile_stack import worker as worker_module
 from flatfile_stack.dead_letter import DEAD_LETTER_MESSAGE
-from jobs.data_validate import NO_RECORDS_MESSAGE
 
 from ._pipeline import Invocations, chaos_listener, isolated_stack, make_pipeline
 from ._support import (
@@ -278,8 +277,9 @@ def test_concurrent_duplicates_run_the_job_once_on_dynamodb(
         time.sleep(0.5)  # still running while the other four try to claim the job
 
     slow_listener = FlatfileListener().use(job_handler("space:configure", slow))
-    runtime.use_runtime(dataclasses.replace(runtime.get_runtime(), listener=slow_listener))
-    assert isinstance(runtime.get_runtime().idempotency_store(), DynamoDBPersistenceLayer)
+    shared = runtime.Runtime.from_env(slow_listener)  # one DynamoDB table, as the five instances share
+    runtime.use_runtime(shared)
+    assert isinstance(shared.idempotency_store(), DynamoDBPersistenceLayer)
     record = load_event("worker/space_configure.json")["Records"][0]
     events = [aws.enqueue(record) for _ in range(5)]  # five SQS messages, one job
     assert len({event["Records"][0]["messageId"] for event in events}) == 5
@@ -370,7 +370,7 @@ def test_job_outliving_the_deadline_is_failed_as_timed_out(
         await asyncio.sleep(30)
 
     slow.use(job_handler("space:configure", sleepy))
-    runtime.use_runtime(dataclasses.replace(runtime.get_runtime(), listener=slow))
+    runtime.use_runtime(runtime.Runtime.from_env(slow))
     event = load_event("worker/space_configure.json")
     job_id = add_job_for(fake, event)
     lambda_context.set_remaining(11.5)
@@ -524,3 +524,67 @@ def test_placeholder_api_key_fails_the_record_naming_the_command_to_run(
         f"store it with {command}"
     )
     assert metric_names(out) == ["RecordsFailed"]
+
+
+def test_two_runtimes_in_one_process_reach_their_own_flatfile(fake: FakeFlatfile) -> None:
+    """Two workers' runtimes in one process, running at once: each job's calls go to its runtime's API and key.
+
+    Nothing process-wide carries the API or the deadline: each record's dispatch is handed its own settings.
+    """
+    from flatfile_stack.idempotency import MemoryPersistenceLayer
+    from flatfile_stack.queues import MemoryJobQueue
+    from flatfile_stack.settings import Settings
+
+    started = threading.Barrier(2)
+
+    def handler(event: Any, tick: Any) -> None:
+        started.wait(5)  # both jobs are running at the same time
+        tick(50, "Halfway")
+
+    listener = FlatfileListener().use(job_handler("space:configure", handler, tick_interval=0))
+    with FakeFlatfile(token="sk_test_other_flatfile_7Hq2") as other:
+
+        def runtime_for(flatfile: FakeFlatfile) -> runtime.Runtime:
+            return runtime.Runtime(
+                settings=Settings(),
+                queue=MemoryJobQueue(),
+                webhook_secrets=str,
+                api_token=lambda: flatfile.token,
+                api_url=flatfile.url,
+                persistence=MemoryPersistenceLayer(),
+                listener=listener,
+            )
+
+        events = {
+            fake: fake.create_job_event("space:configure"),
+            other: other.create_job_event("space:configure"),
+        }
+        outcomes: dict[FakeFlatfile, dict[str, Any]] = {}
+
+        def run(flatfile: FakeFlatfile) -> None:
+            outcomes[flatfile] = worker_module.process_record(
+                json.dumps(events[flatfile]),
+                LocalContext("WorkerFunction", 60.0),
+                runtime=runtime_for(flatfile),
+            )
+
+        threads = [threading.Thread(target=run, args=(flatfile,)) for flatfile in events]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        for flatfile, event in events.items():
+            job_id = event["context"]["jobId"]
+            assert outcomes[flatfile]["results"][0]["status"] == "completed"
+            assert [call for call, _ in flatfile.calls(job_id)] == [
+                f"POST /jobs/{job_id}/ack",
+                f"POST /jobs/{job_id}/ack",
+                f"POST /jobs/{job_id}/complete",
+            ]
+        assert all(
+            request.path.startswith("/jobs/" + events[fake]["context"]["jobId"]) for request in fake.requests
+        )
+        assert all(
+            request.path.startswith("/jobs/" + events[other]["context"]["jobId"])
+            for request in other.requests
+        )

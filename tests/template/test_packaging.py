@@ -184,7 +184,7 @@ def test_lock_parser_reads_markers_and_hashes() -> None:
 TEMPLATE = ROOT / "template.yaml"
 SAM = ROOT / ".venv-sam/bin/sam"
 # The layer's own code: the library, the stack's adapters and the app's jobs; everything else is a locked dependency.
-LAYER_PACKAGES = {"flatfile_jobs", "flatfile_stack", "jobs"}
+LAYER_PACKAGES = {"flatfile_jobs", "flatfile_stack", "flatfile_app_jobs"}
 TEST_KIT = "flatfile_jobs_testing"
 
 
@@ -265,10 +265,10 @@ def test_the_test_kit_markers_find_a_kit_module(tmp_path: Path) -> None:
     """The check above would see a copied kit and a module importing it (it is not vacuous)."""
     (tmp_path / "flatfile_jobs" / "testing").mkdir(parents=True)
     (tmp_path / "flatfile_jobs" / "testing" / "_fake.py").write_text("")
-    (tmp_path / "jobs").mkdir()
-    (tmp_path / "jobs" / "x.py").write_text("from flatfile_jobs_testing import FakeFlatfile\n")
+    (tmp_path / "flatfile_app_jobs").mkdir()
+    (tmp_path / "flatfile_app_jobs" / "x.py").write_text("from flatfile_jobs_testing import FakeFlatfile\n")
     assert kit_files(tmp_path) == [
         "flatfile_jobs/testing",
         "flatfile_jobs/testing/_fake.py",
-        "jobs/x.py (imports the test kit)",
+        "flatfile_app_jobs/x.py (imports the test kit)",
     ]

@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from typing import Any, assert_type
 
 from flatfile_jobs import (
+    ApiSettings,
     AsyncJobHandler,
     AsyncTick,
     FlatfileClient,
@@ -20,12 +21,14 @@ from flatfile_jobs import (
     JobHandler,
     JobOutcome,
     JobPart,
+    JobRoute,
     PartResults,
     Plugin,
     Steps,
     StepTick,
     Tick,
     job_handler,
+    job_table,
     long_job_handler,
     multipart_job_handler,
 )
@@ -110,6 +113,20 @@ async def decorated_functions_keep_their_types(event: FlatfileEvent, tick: Tick,
     assert_type(await decorated_async(event, atick), JobCompleteDetails)
 
 
+# An app's job table is a listener; dispatch takes its deadline and API settings as arguments.
+table = job_table(
+    JobRoute("space:configure", "my_app.space_configure:plugin"),
+    JobRoute({"job": "workbook:export"}, "my_app.workbook_export:plugin", multipart=True),
+)
+assert_type(table, FlatfileListener)
+assert_type(table.dispatch({}, timeout=30.0, settings=ApiSettings.resolve(token="sk_test")), list[Any])
+
+
+def deadline_and_settings(event: FlatfileEvent) -> None:
+    assert_type(event.deadline, float | None)
+    assert_type(event.settings, ApiSettings | None)
+
+
 # The handler types are what job_handler takes.
 sync_handler: JobHandler = configure_space
 async_handler: AsyncJobHandler = validate_data
@@ -141,6 +158,8 @@ listener.job("space:configure", retries=3)  # type: ignore[call-arg]
 listener.job("space:configure")(returns_a_number)  # type: ignore[type-var]
 multipart_job_handler("workbook:export", split=lambda event: 8, run_part=returns_a_number)  # type: ignore[arg-type]
 long_job_handler("file:extract", validate_data)  # type: ignore[arg-type]
+JobRoute("space:configure", configure_space)  # type: ignore[arg-type]
+table.dispatch({}, settings="sk_test")  # type: ignore[arg-type]
 
 
 def wrong_tick_use(tick: Tick) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from flatfile_app_jobs.data_validate import validate_data
 from flatfile_jobs import FlatfileListener, JobResult, job_handler
 from flatfile_jobs_testing import FakeFlatfile
-from jobs.data_validate import validate_data
 
 ACCEPTED = {"info": "Accepted", "progress": 0}
 

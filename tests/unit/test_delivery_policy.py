@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flatfile_app_jobs import listener as sample_listener
 from flatfile_stack.delivery_policy import (
     MAX_DEPTH,
     InvalidEventError,
@@ -17,7 +18,6 @@ from flatfile_stack.delivery_policy import (
     receive,
 )
 from flatfile_stack.queues import Delivery
-from jobs import listener as sample_listener
 
 JOB_HEADERS = {"content-type": "application/json"}
 OPEN_POLICY = ReceivePolicy(allow_unsigned=True)

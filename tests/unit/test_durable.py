@@ -1,7 +1,7 @@
 """Long jobs on the SDK's local test runner, against the fake Flatfile API: the lifecycle across replays.
 
 Each test starts a real durable execution (``DurableFunctionTestRunner`` running the durable worker's handler,
-``flatfile_stack.durable.handler``) and checks the exact requests Flatfile received.
+``flatfile_stack.durable.handler_for``) and checks the exact requests Flatfile received.
 """
 
 from __future__ import annotations
@@ -45,20 +45,25 @@ class _NoQueue:
 
 
 @pytest.fixture
-def starter() -> Iterator[LocalDurableStarter]:
-    local = LocalDurableStarter(execution_timeout=120)
+def durable_runtime() -> list[runtime.Runtime]:
+    """The durable worker's runtime: the test puts it here before starting an execution."""
+    return []
+
+
+@pytest.fixture
+def starter(durable_runtime: list[runtime.Runtime]) -> Iterator[LocalDurableStarter]:
+    local = LocalDurableStarter(lambda: durable_runtime[-1], execution_timeout=120)
     try:
         yield local
     finally:
         local.close()
-        runtime.use_runtime(None)
 
 
 Run = Callable[..., tuple[str, dict[str, Any]]]
 
 
 @pytest.fixture
-def run_long(fake: FakeFlatfile, starter: LocalDurableStarter) -> Run:
+def run_long(fake: FakeFlatfile, starter: LocalDurableStarter, durable_runtime: list[runtime.Runtime]) -> Run:
     """Register ``handler`` as a long job, start its execution for a new job and wait for its result."""
 
     def run(
@@ -72,7 +77,7 @@ def run_long(fake: FakeFlatfile, starter: LocalDurableStarter) -> Run:
         options.setdefault("token", fake.token)
         options.setdefault("tick_interval", 0)
         listener = FlatfileListener().use(long_job_handler(JOB, handler, **options))
-        runtime.use_runtime(
+        durable_runtime.append(
             runtime.Runtime(
                 settings=Settings(durable_execution_timeout=time_limit + 960 if time_limit else 0),
                 queue=_NoQueue(),
@@ -294,13 +299,13 @@ def test_cancellation_seen_by_a_tick_ends_the_job_without_fail(fake: FakeFlatfil
 
 
 def test_duplicate_start_with_the_same_execution_name_runs_the_job_once(
-    fake: FakeFlatfile, starter: LocalDurableStarter
+    fake: FakeFlatfile, starter: LocalDurableStarter, durable_runtime: list[runtime.Runtime]
 ) -> None:
     """A redelivered record starts the execution named after the job again: one execution, one lifecycle."""
     listener = FlatfileListener().use(
         long_job_handler(JOB, three_steps, api_url=fake.url, token=fake.token, tick_interval=0)
     )
-    runtime.use_runtime(
+    durable_runtime.append(
         runtime.Runtime(
             settings=Settings(), queue=_NoQueue(), webhook_secrets=str, api_token=lambda: fake.token,
             listener=listener,

@@ -6,12 +6,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 import flatfile_jobs
 from flatfile_jobs import FlatfileEvent, FlatfileListener
+from flatfile_jobs._config import ApiSettings
 from flatfile_jobs._event_loops import run_sync
-from flatfile_jobs._listener import configured_settings
 from flatfile_jobs_testing import FakeFlatfile
 
 
@@ -64,17 +62,19 @@ def test_run_sync_reuses_one_loop_per_thread() -> None:
     assert run_sync(loop_id()) == run_sync(loop_id())
 
 
-def test_configure_overrides_the_environment_and_reset_forgets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """configure() beats the env; configure(reset=True) drops what it set, so the env applies again."""
-    monkeypatch.setenv("FLATFILE_API_KEY", "sk_from_env")
-    try:
-        flatfile_jobs.configure(token="sk_configured", api_url="http://127.0.0.1:1/api")
-        assert configured_settings().token == "sk_configured"
-        assert configured_settings().base_url == "http://127.0.0.1:1/api/v1"
-        flatfile_jobs.configure(reset=True)
-        assert configured_settings().token == "sk_from_env"
-    finally:
-        flatfile_jobs.configure(reset=True)
+def test_handed_down_settings_beat_the_environment_and_explicit_arguments_beat_both() -> None:
+    """resolve(base=…) takes what the arguments leave open from the caller's settings, not the environment."""
+    env = {"FLATFILE_API_KEY": "sk_from_env", "FLATFILE_API_URL": "http://127.0.0.1:2/api"}
+    base = ApiSettings.resolve(token="sk_handed_down", api_url="http://127.0.0.1:1/api", timeout=3.0)
+    assert ApiSettings.resolve(environ=env).token == "sk_from_env"
+    handed = ApiSettings.resolve(environ=env, base=base)
+    assert (handed.token, handed.base_url, handed.timeout) == (
+        "sk_handed_down",
+        "http://127.0.0.1:1/api/v1",
+        3.0,
+    )
+    own = ApiSettings.resolve(environ=env, base=base, token="sk_own", api_url="http://127.0.0.1:3/api")
+    assert (own.token, own.base_url, own.timeout) == ("sk_own", "http://127.0.0.1:3/api/v1", 3.0)
 
 
 def test_sync_handlers_share_one_thread_until_one_times_out(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flatfile_jobs import DispatchError, FlatfileEvent, FlatfileListener, job_handler
-from flatfile_jobs_testing import job_ready_event
+from flatfile_jobs_testing import FakeFlatfile, job_ready_event
 
 EVENT = job_ready_event("space:configure", job_id="us_jb_1", event_id="us_evt_1")
 
@@ -253,3 +253,37 @@ def test_dispatch_reuses_one_loop_per_thread() -> None:
 
     listener.on("**", None, loop_id)
     assert listener.dispatch(EVENT) == listener.dispatch(EVENT)
+
+
+def test_dispatch_hands_its_deadline_and_settings_to_the_callbacks_on_the_event() -> None:
+    """event.deadline is now + timeout (monotonic) and event.settings what dispatch got; None without them."""
+    import time
+
+    from flatfile_jobs import ApiSettings
+
+    listener = FlatfileListener()
+    seen: list[FlatfileEvent] = []
+    listener.on("job:ready", None, seen.append)
+    settings = ApiSettings.resolve(api_url="http://127.0.0.1:9/api", token="sk_test_handed_down")
+    before = time.monotonic()
+    listener.dispatch(EVENT, timeout=30.0, settings=settings)
+    listener.dispatch(EVENT)
+    assert seen[0].settings is settings
+    assert seen[0].deadline is not None
+    assert before + 30.0 <= seen[0].deadline <= time.monotonic() + 30.0
+    assert (seen[1].deadline, seen[1].settings) == (None, None)
+
+
+def test_a_job_handler_reaches_flatfile_with_the_dispatchs_settings_alone(fake: FakeFlatfile) -> None:
+    """No token or URL in the environment: the settings handed to dispatch are what the job's calls use."""
+    from flatfile_jobs import ApiSettings
+
+    listener = FlatfileListener().use(job_handler("space:configure", lambda event, tick: None))
+    event = fake.create_job_event("space:configure")
+    (result,) = listener.dispatch(event, settings=ApiSettings.resolve(api_url=fake.url, token=fake.token))
+    assert result.status == "completed"
+    job_id = event["context"]["jobId"]
+    assert [call for call, _ in fake.calls(job_id)] == [
+        f"POST /jobs/{job_id}/ack",
+        f"POST /jobs/{job_id}/complete",
+    ]

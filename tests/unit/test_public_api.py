@@ -12,6 +12,7 @@ import flatfile_jobs
 import flatfile_jobs_testing
 
 EXPECTED = {
+    "ApiSettings",
     "AsyncJobHandler",
     "AsyncTick",
     "ConfigurationError",
@@ -31,6 +32,7 @@ EXPECTED = {
     "JobOutcome",
     "JobPart",
     "JobResult",
+    "JobRoute",
     "JobTimeoutError",
     "Next",
     "NextDownload",
@@ -48,8 +50,8 @@ EXPECTED = {
     "StepTick",
     "Steps",
     "Tick",
-    "configure",
     "job_handler",
+    "job_table",
     "long_job_handler",
     "multipart_job_handler",
     "shutdown",

@@ -10,6 +10,7 @@ Example:
 
 import typing
 
+from ._config import ApiSettings
 from ._contract import AsyncJobHandler, AsyncTick, JobHandler, Tick
 from ._durable import Steps, StepTick, long_job_handler
 from ._errors import (
@@ -24,7 +25,7 @@ from ._errors import (
 )
 from ._event_loops import shutdown
 from ._events import FlatfileEvent
-from ._listener import FlatfileListener, Plugin, configure, job_handler
+from ._listener import FlatfileListener, Plugin, job_handler
 from ._outcomes import (
     FileLink,
     JobCompleteDetails,
@@ -43,11 +44,13 @@ from ._part_results import JobPart, PartResult, PartResults
 from ._parts import multipart_job_handler
 from ._polling import EventCursor, EventPoller
 from ._results import JobResult
+from ._table import JobRoute, job_table
 
 if typing.TYPE_CHECKING:
     from ._api import FlatfileClient
 
 __all__ = [
+    "ApiSettings",
     "AsyncJobHandler",
     "AsyncTick",
     "ConfigurationError",
@@ -67,6 +70,7 @@ __all__ = [
     "JobOutcome",
     "JobPart",
     "JobResult",
+    "JobRoute",
     "JobTimeoutError",
     "Next",
     "NextDownload",
@@ -84,8 +88,8 @@ __all__ = [
     "StepTick",
     "Steps",
     "Tick",
-    "configure",
     "job_handler",
+    "job_table",
     "long_job_handler",
     "multipart_job_handler",
     "shutdown",

@@ -8,7 +8,10 @@ Execution SDK to :class:`Checkpoints`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from ._config import ApiSettings
 
 __all__ = ["Checkpoints", "DurableJob"]
 
@@ -40,8 +43,18 @@ class Checkpoints(Protocol):
 class DurableJob(Protocol):
     """A long job as the durable worker runs it (``_durable.LongJob``; ``FlatfileListener.long_job`` finds it)."""
 
+    @property
+    def handler(self) -> Callable[..., Any]:
+        """The long job's handler (what ``long_job_handler`` registered)."""
+        ...
+
     def run_durable(
-        self, event: Mapping[str, Any], engine: Checkpoints, *, time_limit: float | None = None
+        self,
+        event: Mapping[str, Any],
+        engine: Checkpoints,
+        *,
+        time_limit: float | None = None,
+        settings: ApiSettings | None = None,
     ) -> dict[str, Any]:
         """Run the job's lifecycle as steps of ``engine``; returns how it ended (a JobResult as a dict)."""
         ...

@@ -1,7 +1,8 @@
 """Environment variable names and the frozen settings read from them, in one place.
 
 Like Flatfile's TypeScript client: ``FLATFILE_API_URL`` (``/v1`` is joined to it), the token from
-``FLATFILE_BEARER_TOKEN`` else ``FLATFILE_API_KEY``. Explicit arguments override the environment.
+``FLATFILE_BEARER_TOKEN`` else ``FLATFILE_API_KEY``. Explicit arguments override the settings a caller hands
+down (the worker's, with the key it read from Secrets Manager), which override the environment.
 """
 
 from __future__ import annotations
@@ -64,12 +65,35 @@ class ApiSettings:
         timeout: float | None = None,
         retry_budget: float | None = None,
         max_response_bytes: int | None = None,
+        base: ApiSettings | None = None,
     ) -> ApiSettings:
-        """Build settings from explicit arguments, falling back to the environment.
+        """Build settings from explicit arguments, then ``base``, then the environment.
+
+        Args:
+            api_url: The API root (``/v1`` is joined to it).
+            token: The bearer token.
+            environ: The environment to read (``os.environ`` when omitted).
+            timeout: Seconds one attempt may take.
+            retry_budget: Seconds all attempts of one call may take.
+            max_response_bytes: The most bytes read from one response body.
+            base: Settings handed down by the caller (e.g. ``dispatch(event, settings=…)``); what the other
+                arguments leave as ``None`` comes from here before the environment is read.
 
         Raises:
-            ConfigurationError: No token in the arguments, ``FLATFILE_BEARER_TOKEN`` or ``FLATFILE_API_KEY``.
+            ConfigurationError: No token in the arguments, ``base``, ``FLATFILE_BEARER_TOKEN`` or
+                ``FLATFILE_API_KEY``.
         """
+        if base is not None:
+            return cls.resolve(
+                api_url=api_url or base.base_url,
+                token=token or base.token,
+                environ=environ,
+                timeout=base.timeout if timeout is None else timeout,
+                retry_budget=base.retry_budget if retry_budget is None else retry_budget,
+                max_response_bytes=base.max_response_bytes
+                if max_response_bytes is None
+                else max_response_bytes,
+            )
         env = os.environ if environ is None else environ
         resolved_token = token or env.get(BEARER_TOKEN_ENV) or env.get(API_KEY_ENV)
         if not resolved_token:

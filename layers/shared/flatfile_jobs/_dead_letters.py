@@ -25,14 +25,14 @@ def fail_unfinished_job(job_id: str, message: str, *, settings: ApiSettings | No
         FlatfileAPIError: The API could not be reached or refused (the caller keeps the message to retry).
     """
     from ._api import client_for
+    from ._config import ApiSettings
     from ._event_loops import run_sync
     from ._lifecycle import fail_body
-    from ._listener import configured_settings
 
     require_flatfile_id(job_id, "job_id")
 
     async def run() -> bool:
-        client = client_for(settings or configured_settings())
+        client = client_for(settings or ApiSettings.resolve())
         job = await client.get_job(job_id)
         if job.get("status") in ENDED:
             return False

@@ -168,12 +168,19 @@ class LongJob:
     attempts: int
     debug: bool
     tick_interval: float
-    settings: Callable[[], ApiSettings]
+    settings: Callable[[ApiSettings | None], ApiSettings]
 
     def run_durable(
-        self, event: Mapping[str, Any], engine: Checkpoints, *, time_limit: float | None = None
+        self,
+        event: Mapping[str, Any],
+        engine: Checkpoints,
+        *,
+        time_limit: float | None = None,
+        settings: ApiSettings | None = None,
     ) -> dict[str, Any]:
         """Run the job's lifecycle as steps of ``engine``; returns how it ended (a JobResult as a dict).
+
+        ``settings`` are the API settings the caller hands down (the handler's own options override them).
 
         Raises:
             InvalidEventError: The event has no ``context.jobId``.
@@ -184,7 +191,7 @@ class LongJob:
         view = FlatfileEvent.of(event)
         if view.job_id is None:
             raise InvalidEventError("event.context.jobId is missing")
-        run = _DurableRun(self, view, view.job_id, engine, time_limit)
+        run = _DurableRun(self, view, view.job_id, engine, time_limit, self.settings(settings))
         token = log_context.set({"job_id": view.job_id, "event_id": view.id, "job": view.job})
         try:
             return run.run()
@@ -196,10 +203,17 @@ class _DurableRun:
     """One job's lifecycle on a durable engine; rebuilt (and replayed) on every invocation."""
 
     def __init__(
-        self, job: LongJob, event: FlatfileEvent, job_id: str, engine: Checkpoints, time_limit: float | None
+        self,
+        job: LongJob,
+        event: FlatfileEvent,
+        job_id: str,
+        engine: Checkpoints,
+        time_limit: float | None,
+        settings: ApiSettings,
     ) -> None:
         self.job, self.event, self.job_id, self.engine = job, event, job_id, engine
         self.time_limit = time_limit
+        self.settings = settings
         self.verbose = job.debug or debug_from_env()
         self.started = self.last_at = 0.0
         self.floor = 0
@@ -211,7 +225,7 @@ class _DurableRun:
         async def go() -> T:
             from ._api import client_for
 
-            return await fn(client_for(self.job.settings(), debug=self.verbose))
+            return await fn(client_for(self.settings, debug=self.verbose))
 
         return _LOOP.run(go())
 
@@ -394,7 +408,6 @@ class _LongJobCallback:
     async def __call__(self, event: FlatfileEvent) -> JobResult:
         from ._api import client_for
         from ._lifecycle import run_job
-        from ._listener import _deadline
 
         handler = self.long_job.handler
         verbose = self.long_job.debug or debug_from_env()
@@ -405,10 +418,10 @@ class _LongJobCallback:
         return await run_job(
             event,
             inline,
-            client=client_for(self.long_job.settings(), debug=verbose),
+            client=client_for(self.long_job.settings(event.settings), debug=verbose),
             tick_interval=self.long_job.tick_interval,
             debug=verbose,
-            deadline=_deadline.get(),
+            deadline=event.deadline,
         )
 
 
@@ -437,7 +450,7 @@ def long_job_handler(
         debug: As for ``job_handler``.
         tick_interval: Seconds between progress requests inside a step.
         api_url: The API root (default ``FLATFILE_API_URL``, else Flatfile's).
-        token: The bearer token (default ``configure()``'s, else the environment's).
+        token: The bearer token (default the caller's settings, else the environment's).
         request_timeout: Seconds per request.
         retry_budget: Seconds all attempts of one API call may take.
 
@@ -454,11 +467,9 @@ def long_job_handler(
         raise ValueError("tick_interval must be >= 0")
     filter_ = {"job": job} if isinstance(job, str) else dict(job)
 
-    def settings() -> ApiSettings:
-        from ._listener import configured_settings
-
-        return configured_settings(
-            api_url=api_url, token=token, request_timeout=request_timeout, retry_budget=retry_budget
+    def settings(given: ApiSettings | None) -> ApiSettings:
+        return ApiSettings.resolve(
+            api_url=api_url, token=token, timeout=request_timeout, retry_budget=retry_budget, base=given
         )
 
     long_job = LongJob(handler, attempts, debug, tick_interval, settings)

@@ -20,6 +20,7 @@ from ._errors import InvalidEventError
 
 if TYPE_CHECKING:
     from ._api import FlatfileClient
+    from ._config import ApiSettings
 
 __all__ = [
     "ACCESS_TOKEN_KEY",
@@ -87,6 +88,10 @@ class FlatfileEvent:
         raw: The event as Flatfile sent it (read-only).
         api: The job's async Flatfile API client (:class:`flatfile_jobs.FlatfileClient`) while the lifecycle runs
             the handler; ``None`` for a plain listener callback.
+        deadline: When the job must have ended (``time.monotonic()`` seconds), as the caller of
+            ``dispatch(event, timeout=…)`` gave it; ``None``: no deadline.
+        settings: The API settings the caller of ``dispatch(event, settings=…)`` handed down (a job handler's
+            own ``api_url``/``token`` options override them); ``None``: the environment's.
 
     Example:
         >>> event = FlatfileEvent.of({"id": "us_evt_1", "topic": "job:ready",
@@ -97,11 +102,20 @@ class FlatfileEvent:
 
     raw: Mapping[str, Any]
     api: FlatfileClient | None = field(default=None, repr=False, compare=False)
+    deadline: float | None = field(default=None, repr=False, compare=False)
+    settings: ApiSettings | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def of(cls, event: Mapping[str, Any], *, api: FlatfileClient | None = None) -> FlatfileEvent:
+    def of(
+        cls,
+        event: Mapping[str, Any],
+        *,
+        api: FlatfileClient | None = None,
+        deadline: float | None = None,
+        settings: ApiSettings | None = None,
+    ) -> FlatfileEvent:
         """Wrap a raw event dict (it is not copied; treat it as immutable)."""
-        return cls(raw=MappingProxyType(dict(event)), api=api)
+        return cls(raw=MappingProxyType(dict(event)), api=api, deadline=deadline, settings=settings)
 
     @property
     def id(self) -> str:

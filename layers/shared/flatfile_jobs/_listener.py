@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from ._checkpoints import DurableJob
     from ._results import JobResult
 
-__all__ = ["Callback", "FlatfileListener", "Plugin", "configure", "job_handler"]
+__all__ = ["Callback", "FlatfileListener", "Plugin", "job_handler"]
 
 Callback: TypeAlias = Callable[[FlatfileEvent], Any]
 CallbackT = TypeVar("CallbackT", bound=Callback)
@@ -32,42 +31,6 @@ class Plugin(Protocol):
     def __call__(self, listener: FlatfileListener, /) -> object:
         """Register the plugin's callbacks on ``listener``."""
         ...
-
-
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "flatfile_jobs_deadline", default=None
-)
-_configured: dict[str, Any] = {}
-
-
-def configure(*, api_url: str | None = None, token: str | None = None, reset: bool = False) -> None:
-    """Set the API URL and token for every job handler of this process (they override the environment).
-
-    The worker calls this with the API key it reads from Secrets Manager, so no secret sits in an
-    environment variable. ``None`` leaves a value as it was; ``reset=True`` first forgets both.
-    """
-    if reset:
-        _configured.clear()
-    if api_url is not None:
-        _configured["api_url"] = api_url
-    if token is not None:
-        _configured["token"] = token
-
-
-def configured_settings(
-    *,
-    api_url: str | None = None,
-    token: str | None = None,
-    request_timeout: float | None = None,
-    retry_budget: float | None = None,
-) -> ApiSettings:
-    """API settings: explicit arguments, then :func:`configure`'s values, then the environment."""
-    return ApiSettings.resolve(
-        api_url=api_url or _configured.get("api_url"),
-        token=token or _configured.get("token"),
-        timeout=request_timeout,
-        retry_budget=retry_budget,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,50 +143,62 @@ class FlatfileListener:
     def long_job(self, event: Mapping[str, Any]) -> DurableJob | None:
         """The first long job (``long_job_handler``) ``event`` matches, ``None`` when it matches none."""
         for sub in self._selected(event):
-            long_job: DurableJob | None = getattr(sub.callback, "long_job", None)
+            callback = sub.callback
+            resolve = getattr(callback, "resolve_callback", None)  # a job table's row: import its plugin
+            if resolve is not None:
+                callback = resolve(event)
+            long_job: DurableJob | None = getattr(callback, "long_job", None)
             if long_job is not None:
                 return long_job
         return None
 
-    def dispatch(self, event: Mapping[str, Any], *, timeout: float | None = None) -> list[Any]:
+    def dispatch(
+        self, event: Mapping[str, Any], *, timeout: float | None = None, settings: ApiSettings | None = None
+    ) -> list[Any]:
         """Run every matching callback in registration order; see :meth:`adispatch`."""
         from ._event_loops import run_sync
 
-        return run_sync(self.adispatch(event, timeout=timeout))
+        return run_sync(self.adispatch(event, timeout=timeout, settings=settings))
 
-    async def adispatch(self, event: Mapping[str, Any], *, timeout: float | None = None) -> list[Any]:
+    async def adispatch(
+        self, event: Mapping[str, Any], *, timeout: float | None = None, settings: ApiSettings | None = None
+    ) -> list[Any]:
         """Run every matching callback in order (awaiting async ones) and return their results.
 
-        Job handlers return a :class:`JobResult`. ``timeout`` (seconds) is the jobs' deadline.
+        Job handlers return a :class:`JobResult`.
+
+        Args:
+            event: The raw event.
+            timeout: Seconds the jobs have from now (their deadline); ``None``: no deadline.
+            settings: How the jobs reach the Flatfile API (a handler's own ``api_url``/``token`` options
+                override them); ``None``: the environment's. Callbacks read both from the event they get
+                (:attr:`FlatfileEvent.deadline`, :attr:`FlatfileEvent.settings`).
 
         Raises:
             DispatchError: After all callbacks ran, when any raised (each was logged as it happened).
         """
-        token = _deadline.set(None if timeout is None else time.monotonic() + timeout)
-        view = FlatfileEvent.of(event)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        view = FlatfileEvent.of(event, deadline=deadline, settings=settings)
         results: list[Any] = []
         errors: list[BaseException] = []
-        try:
-            for sub in list(self._selected(event)):
-                try:
-                    value = sub.callback(view)
-                    results.append(await value if isinstance(value, Awaitable) else value)
-                except Exception as exc:
-                    # One line naming the error, no traceback: the DispatchError raised below carries it, and
-                    # whoever catches that logs or prints it once (the worker does, with its traceback).
-                    get_logger().error(
-                        "Listener callback failed",
-                        extra={
-                            "event_id": view.id,
-                            "topic": view.topic,
-                            "job_id": view.job_id,
-                            "job": view.job,
-                            "reason": f"{type(exc).__name__}: {exc}",
-                        },
-                    )
-                    errors.append(exc)
-        finally:
-            _deadline.reset(token)
+        for sub in list(self._selected(event)):
+            try:
+                value = sub.callback(view)
+                results.append(await value if isinstance(value, Awaitable) else value)
+            except Exception as exc:
+                # One line naming the error, no traceback: the DispatchError raised below carries it, and
+                # whoever catches that logs or prints it once (the worker does, with its traceback).
+                get_logger().error(
+                    "Listener callback failed",
+                    extra={
+                        "event_id": view.id,
+                        "topic": view.topic,
+                        "job_id": view.job_id,
+                        "job": view.job,
+                        "reason": f"{type(exc).__name__}: {exc}",
+                    },
+                )
+                errors.append(exc)
         if errors:
             raise DispatchError(errors) from errors[0]
         return results
@@ -253,7 +228,8 @@ def job_handler(
             ``POWERTOOLS_LOG_LEVEL=DEBUG``); with no logging configured, those lines go to stderr.
         tick_interval: Seconds between progress requests; ``0`` sends every tick like the JS plugin.
         api_url: The API root (default ``FLATFILE_API_URL``, else Flatfile's).
-        token: The bearer token (default ``configure()``'s, else ``FLATFILE_BEARER_TOKEN``/``FLATFILE_API_KEY``).
+        token: The bearer token (default the dispatch's ``settings``, else ``FLATFILE_BEARER_TOKEN``/
+            ``FLATFILE_API_KEY``).
         request_timeout: Seconds per request.
         retry_budget: Seconds all attempts of one API call may take.
 
@@ -272,8 +248,12 @@ def job_handler(
         from ._api import client_for
         from ._lifecycle import run_job
 
-        settings = configured_settings(
-            api_url=api_url, token=token, request_timeout=request_timeout, retry_budget=retry_budget
+        settings = ApiSettings.resolve(
+            api_url=api_url,
+            token=token,
+            timeout=request_timeout,
+            retry_budget=retry_budget,
+            base=event.settings,
         )
         verbose = debug or debug_from_env()
         client = client_for(settings, debug=verbose)
@@ -283,7 +263,7 @@ def job_handler(
             client=client,
             tick_interval=tick_interval,
             debug=verbose,
-            deadline=_deadline.get(),
+            deadline=event.deadline,
         )
 
     def plugin(listener: FlatfileListener) -> None:

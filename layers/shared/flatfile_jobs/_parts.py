@@ -381,27 +381,26 @@ def multipart_job_handler(
         progress=_ParentProgress(tick_interval),
     )
 
-    def client_of() -> FlatfileClient:
+    def client_of(event: FlatfileEvent) -> FlatfileClient:
         from ._api import client_for
-        from ._config import debug_from_env
-        from ._listener import configured_settings
+        from ._config import ApiSettings, debug_from_env
 
-        settings = configured_settings(
-            api_url=api_url, token=token, request_timeout=request_timeout, retry_budget=retry_budget
+        settings = ApiSettings.resolve(
+            api_url=api_url,
+            token=token,
+            timeout=request_timeout,
+            retry_budget=retry_budget,
+            base=event.settings,
         )
         return client_for(settings, debug=debug or debug_from_env())
 
     async def on_ready(event: FlatfileEvent) -> JobResult:
-        from ._listener import _deadline
-
         if event.payload.get("isPart") is True:
-            return await _run_part(event, client_of(), options, _deadline.get())
-        return await _run_parent(event, client_of(), options, _deadline.get())
+            return await _run_part(event, client_of(event), options, event.deadline)
+        return await _run_parent(event, client_of(event), options, event.deadline)
 
     async def on_parts_completed(event: FlatfileEvent) -> JobResult:
-        from ._listener import _deadline
-
-        return await _finish_parent(event, client_of(), options, _deadline.get())
+        return await _finish_parent(event, client_of(event), options, event.deadline)
 
     def plugin(listener: FlatfileListener) -> None:
         listener.on("job:ready", filter_, on_ready)

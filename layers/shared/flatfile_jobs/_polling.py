@@ -126,7 +126,8 @@ class EventPoller:
         environment_id: The Flatfile environment (``us_env_…``).
         topic: The event topic to ask for.
         store: Where the cursor lives; in memory when omitted.
-        settings: API settings; ``configure()`` and the environment when omitted.
+        settings: API settings, read at each call (a caller may replace them, e.g. with a rotated key); the
+            environment's when omitted.
         client: A client to use instead of the one for ``settings`` (tests).
         page_size: Events per page.
         max_pages: Most pages read per poll; the rest comes on the next poll.
@@ -169,7 +170,7 @@ class EventPoller:
         self.max_pages = max_pages
         self.lookback = lookback
         self.request_budget = request_budget
-        self._settings = settings
+        self.settings = settings
         self._client = client
         self._clock = clock
         self._cursor: EventCursor | None = None
@@ -189,9 +190,9 @@ class EventPoller:
         if self._client is not None:
             return self._client
         from ._api import client_for
-        from ._listener import configured_settings
+        from ._config import ApiSettings
 
-        return client_for(self._settings or configured_settings())
+        return client_for(self.settings or ApiSettings.resolve())
 
     async def apoll(self) -> list[dict[str, Any]]:
         """The events after the cursor, oldest first (the cursor is re-read from the store first).

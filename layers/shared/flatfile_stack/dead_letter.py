@@ -23,17 +23,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import flatfile_jobs
 from flatfile_jobs import FlatfileEvent
 from flatfile_jobs._dead_letters import fail_unfinished_job
 from flatfile_jobs.webhook import InvalidEventError
 
 from .idempotency import job_record_status
-from .runtime import get_runtime
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
 
+    from .runtime import Runtime
     from .settings import Settings
 
 __all__ = [
@@ -104,7 +103,7 @@ class _DeadLetter:
     seconds: int | None = None
 
 
-def fail_dead_letter(body: str) -> bool:
+def fail_dead_letter(body: str, runtime: Runtime) -> bool:
     """Fail the job in a dead-lettered record unless it already ended; ``True`` when it was failed.
 
     Raises:
@@ -114,18 +113,16 @@ def fail_dead_letter(body: str) -> bool:
             (:func:`handle_dead_letter` drops it).
     """
     letter = _read(body)
-    runtime = get_runtime()
     if letter.ended is not None:
         message = long_job_ended_message(letter.job_id, letter.ended, seconds=letter.seconds)
     else:
         crashed = job_record_status(runtime.idempotency_store(), letter.job_id) == "INPROGRESS"
         message = dead_letter_message(letter.job_id, crashed=crashed, settings=runtime.settings)
-    flatfile_jobs.configure(token=runtime.api_token())
-    return fail_unfinished_job(letter.job_id, message)
+    return fail_unfinished_job(letter.job_id, message, settings=runtime.api_settings())
 
 
 def handle_dead_letter(
-    body: str, *, message_id: str, receive_count: int, logger: Logger, metrics: Metrics
+    body: str, *, runtime: Runtime, message_id: str, receive_count: int, logger: Logger, metrics: Metrics
 ) -> bool:
     """:func:`fail_dead_letter`, giving up on a record that cannot be handled (logged, counted, dropped).
 
@@ -138,7 +135,7 @@ def handle_dead_letter(
     from aws_lambda_powertools.metrics import MetricUnit
 
     try:
-        failed = fail_dead_letter(body)
+        failed = fail_dead_letter(body, runtime)
     except Exception as exc:
         context = {"message_id": message_id, "receive_count": receive_count, "job_id": _job_id_or_none(body)}
         reason = f"{type(exc).__name__}: {exc}"

@@ -7,20 +7,21 @@ module; the receiver and the worker never do (``make bench`` measures both with 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_durable_execution_sdk_python import DurableContext, StepContext, StepError, durable_execution
 from aws_durable_execution_sdk_python.config import Duration, StepConfig
 from aws_durable_execution_sdk_python.exceptions import UnrecoverableError
 from aws_durable_execution_sdk_python.retries import RetryDecision, RetryStrategyConfig, create_retry_strategy
 
-import flatfile_jobs
 from flatfile_jobs import ConfigurationError, StepFailedError
 
-from .runtime import get_runtime
 from .settings import Settings
 
-__all__ = ["LAST_STEP_SECONDS", "SdkCheckpoints", "handler", "run_execution", "time_limit"]
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = ["LAST_STEP_SECONDS", "SdkCheckpoints", "handler_for", "run_execution", "time_limit"]
 
 T = TypeVar("T")
 
@@ -60,19 +61,22 @@ class SdkCheckpoints:
         return isinstance(exc, UnrecoverableError)
 
 
-def run_execution(payload: Mapping[str, Any], context: DurableContext) -> dict[str, Any]:
+def run_execution(payload: Mapping[str, Any], context: DurableContext, runtime: Runtime) -> dict[str, Any]:
     """Run the long job in ``payload`` (``{"event": <job:ready event>}``) as this execution's steps.
 
     Raises:
         ConfigurationError: No long job handler matches the event (the worker and this function disagree).
     """
-    runtime = get_runtime()
     event = payload["event"]
     long_job = runtime.listener.long_job(event)
     if long_job is None:
         raise ConfigurationError(f"No long job handler matches job {event.get('payload', {}).get('job')!r}")
-    flatfile_jobs.configure(token=runtime.api_token())
-    return long_job.run_durable(event, SdkCheckpoints(context), time_limit=time_limit(runtime.settings))
+    return long_job.run_durable(
+        event,
+        SdkCheckpoints(context),
+        time_limit=time_limit(runtime.settings),
+        settings=runtime.api_settings(),
+    )
 
 
 def time_limit(settings: Settings) -> float | None:
@@ -85,5 +89,15 @@ def time_limit(settings: Settings) -> float | None:
     return max(60.0, timeout - LAST_STEP_SECONDS) if timeout else None
 
 
-handler: Callable[[Any, Any], Any] = durable_execution(run_execution)
-"""The Lambda handler of the durable worker (the local run hands it to the SDK's test runner)."""
+def handler_for(runtime: Callable[[], Runtime]) -> Callable[[Any, Any], Any]:
+    """The durable worker's Lambda handler, running long jobs with ``runtime()``'s adapters.
+
+    The durable worker's ``app.py`` calls it with its runtime; the local run hands the result to the SDK's
+    test runner.
+    """
+
+    def execution(payload: Mapping[str, Any], context: DurableContext) -> dict[str, Any]:
+        return run_execution(payload, context, runtime())
+
+    handler: Callable[[Any, Any], Any] = durable_execution(execution)
+    return handler

@@ -20,12 +20,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-import flatfile_jobs
 from flatfile_jobs import ConfigurationError, EventCursor, EventPoller, FlatfileAPIError
 from flatfile_jobs._events import JOB_TOPICS, iso_ms
 
 from .delivery_policy import DeliveryError, ReceivePolicy, receive
-from .runtime import Runtime, get_runtime
+from .runtime import Runtime
 from .settings import FLATFILE_ENVIRONMENT_ID, POLLER_STATE_TABLE
 
 __all__ = ["CURSOR_KEY", "POLLED_TOPICS", "DynamoCursorStore", "PollSummary", "cursor_key", "poll_once"]
@@ -125,14 +124,11 @@ def cursor_key(environment_id: str, topic: str) -> str:
 
 
 def _cursor_store(runtime: Runtime, topic: str) -> Any:  # noqa: ANN401 - a CursorStore
-    """``extras["poller_cursor_store"]`` when given (the local run; another kept per topic), else DynamoDB."""
-    store = runtime.extras.get("poller_cursor_store")
-    if store is not None:
-        if not _suffix(topic):
-            return store
+    """The runtime's in-memory store of ``topic``'s cursor when it keeps them (the local run), else DynamoDB."""
+    if runtime.cursor_stores is not None:
         from flatfile_jobs._polling import MemoryCursorStore
 
-        return runtime.extras.setdefault("poller_cursor_store" + _suffix(topic), MemoryCursorStore())
+        return runtime.cursor_stores.setdefault(topic, MemoryCursorStore())
     if not runtime.settings.poller_state_table:
         raise ConfigurationError(f"{POLLER_STATE_TABLE} is not set: give the poller a DynamoDB table")
     key = cursor_key(runtime.settings.environment_id, topic)
@@ -145,34 +141,36 @@ def _pollers(runtime: Runtime, budget: float) -> list[EventPoller]:
         raise ConfigurationError(f"{FLATFILE_ENVIRONMENT_ID} is not set: give the poller a us_env_… id")
     pollers = []
     for topic in POLLED_TOPICS:
-        poller = runtime.extras.get("poller" + _suffix(topic))
-        if not isinstance(poller, EventPoller):
+        poller = runtime.pollers.get(topic)
+        if poller is None:
             poller = EventPoller(
                 environment_id=runtime.settings.environment_id,
                 topic=topic,
                 store=_cursor_store(runtime, topic),
             )
-            runtime.extras["poller" + _suffix(topic)] = poller
+            runtime.pollers[topic] = poller
         poller.request_budget = budget
         pollers.append(poller)
     return pollers
 
 
-def poll_once(remaining_ms: Callable[[], int]) -> PollSummary:
+def poll_once(runtime: Runtime, remaining_ms: Callable[[], int]) -> PollSummary:
     """Poll once and enqueue what the listener handles, stopping early when time runs short.
 
     Args:
+        runtime: The poller's adapters (its ``app.py`` builds them).
         remaining_ms: Milliseconds left in this invocation (Lambda's ``get_remaining_time_in_millis``).
 
     Raises:
         ConfigurationError: ``FLATFILE_ENVIRONMENT_ID`` or ``POLLER_STATE_TABLE`` is not set.
         FlatfileAPIError: ``GET /events`` failed; the next scheduled run tries again.
     """
-    runtime = get_runtime()
     margin = runtime.settings.deadline_margin
     budget = max(1.0, min(_REQUEST_BUDGET, remaining_ms() / 1000 - margin))
     pollers = _pollers(runtime, budget)
-    flatfile_jobs.configure(token=runtime.api_token())
+    settings = runtime.api_settings()
+    for poller in pollers:
+        poller.settings = settings
     summary = PollSummary(pollers[0].environment_id)
     for poller in pollers:
         if summary.stopped_early:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .delivery_policy import MalformedJSONError, receive
-from .runtime import get_runtime
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 __all__ = ["SecretUnavailableError", "accept", "raw_body"]
 
@@ -32,8 +34,8 @@ def raw_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
         return body.encode("utf-8", errors="surrogatepass")
 
 
-def accept(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
-    """Verify, parse and route one delivery; enqueue it when a handler wants it.
+def accept(body: bytes, headers: Mapping[str, str], runtime: Runtime) -> tuple[int, dict[str, Any]]:
+    """Verify, parse and route one delivery; enqueue it when a handler wants it (``runtime``'s listener).
 
     Returns:
         ``(202, {"status": "accepted", "jobId": …})`` or ``(200, {"status": "ignored"})``.
@@ -43,7 +45,6 @@ def accept(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]
         SecretUnavailableError: Secrets Manager failed, or the stored secret is empty or malformed.
         QueueUnavailableError: The queue did not take the message.
     """
-    runtime = get_runtime()
     try:
         policy = runtime.receive_policy()
     except Exception as exc:  # Powertools wraps every Secrets Manager failure; a bad value is ours to fix

@@ -1,14 +1,19 @@
-"""The adapters one process uses, built once from the environment (cloud) or handed in (local run)."""
+"""The adapters a function uses: the pieces each ``functions/*/app.py`` composes, built from its environment.
+
+Each app module is the composition root: it hands its job listener to a :class:`FunctionRuntime`, which builds
+the :class:`Runtime` from the function's environment on first use (cloud, ``sam local``), unless a local run
+handed one in with :func:`use_runtime`. The stack's services take the runtime as an argument.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from flatfile_jobs import ConfigurationError
+from flatfile_jobs import ApiSettings, ConfigurationError
 from flatfile_jobs.webhook import parse_secrets
 
 from .delivery_policy import ReceivePolicy
@@ -17,12 +22,23 @@ from .settings import Settings
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
 
-    from flatfile_jobs import FlatfileListener
+    from flatfile_jobs import EventPoller, FlatfileListener
+    from flatfile_jobs._polling import CursorStore
 
     from .long_jobs import DurableStarter
     from .queues import JobQueue
+    from .worker import JobRunner
 
-__all__ = ["Runtime", "get_runtime", "in_aws", "secret_reader", "use_runtime"]
+__all__ = [
+    "FunctionRuntime",
+    "Runtime",
+    "api_key",
+    "in_aws",
+    "job_queue",
+    "secret_reader",
+    "use_runtime",
+    "webhook_secrets",
+]
 
 SECRET_MAX_AGE = 300
 API_KEY_ENV = "FLATFILE_API_KEY"
@@ -39,11 +55,18 @@ class Runtime:
         queue: Where the receiver puts accepted jobs (and the poller, too).
         webhook_secrets: Returns the signing secret list (space/comma separated); ``""`` when none.
         api_token: Returns the Flatfile API key.
-        listener: The app's job handlers.
+        listener: The app's job handlers (handed in by the function's ``app.py``).
+        api_url: The Flatfile API root the jobs call; ``None``: ``FLATFILE_API_URL``, else Flatfile's.
         persistence: The worker's idempotency store; built from the settings on first use when not given
             (DynamoDB when ``IDEMPOTENCY_TABLE`` is set), so the receiver never imports it.
         starter: Starts long jobs' durable executions; built from ``DURABLE_WORKER_ARN`` when not given.
             ``None`` with no ARN: long jobs are off and run like any job.
+        cursor_stores: Where the poller keeps each topic's cursor: ``None`` for DynamoDB
+            (``POLLER_STATE_TABLE``); a dict (the local run) keeps them in memory, one per topic, added on first
+            use.
+        pollers: The poller's :class:`EventPoller` per topic, built on first use and kept across warm
+            invocations (not copied by ``dataclasses.replace``).
+        job_runner: The worker's idempotent job runner, built on first use (not copied by ``replace``).
     """
 
     settings: Settings
@@ -51,9 +74,33 @@ class Runtime:
     webhook_secrets: Callable[[], str]
     api_token: Callable[[], str]
     listener: FlatfileListener
+    api_url: str | None = None
     persistence: BasePersistenceLayer | None = None
-    extras: dict[str, object] = field(default_factory=dict)
     starter: DurableStarter | None = None
+    cursor_stores: dict[str, CursorStore] | None = None
+    pollers: dict[str, EventPoller] = field(default_factory=dict, init=False, repr=False)
+    job_runner: JobRunner | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_env(cls, listener: FlatfileListener) -> Runtime:
+        """The runtime of a function running ``listener``'s jobs, from the function's environment.
+
+        Off AWS, what is not configured gets a local stand-in: no queue URL keeps accepted jobs in this
+        process's queue, no idempotency table keeps records in memory (:meth:`idempotency_store`), and the API
+        key may be given directly in ``FLATFILE_API_KEY``, which a function in AWS refuses.
+        """
+        settings = Settings.from_env()
+        return cls(
+            settings=settings,
+            queue=job_queue(settings),
+            webhook_secrets=webhook_secrets(settings),
+            api_token=api_key(settings),
+            listener=listener,
+        )
+
+    def api_settings(self) -> ApiSettings:
+        """How the jobs reach the Flatfile API: the API key read now (cached by Powertools), the API root."""
+        return ApiSettings.resolve(api_url=self.api_url, token=self.api_token())
 
     def durable_starter(self) -> DurableStarter | None:
         """The long jobs' starter, ``None`` when long jobs are off (built once, on first use)."""
@@ -124,56 +171,66 @@ def _plain_api_key() -> str:
     return os.environ[API_KEY_ENV]
 
 
-def _from_env() -> Runtime:
-    """The runtime from the function's environment; off AWS, what is not configured gets a local stand-in.
-
-    Locally (``sam local``, no AWS account): no queue URL keeps accepted jobs in this process's queue, no
-    idempotency table keeps records in memory (:meth:`Runtime.idempotency_store`), and the API key may be given
-    directly in ``FLATFILE_API_KEY``, which a function in AWS refuses.
-    """
-    from jobs import listener
-
+def job_queue(settings: Settings) -> JobQueue:
+    """SQS at ``JOB_QUEUE_URL``; off AWS with no URL, this process's in-memory queue (logged as such)."""
     from .queues import MemoryJobQueue, SqsJobQueue
-    from .settings import FLATFILE_API_KEY_SECRET_ID, JOB_QUEUE_URL, WEBHOOK_SECRET_ID
+    from .settings import JOB_QUEUE_URL
 
-    settings = Settings.from_env()
-    webhook_secrets = secret_reader(settings.webhook_secret_id, setting=WEBHOOK_SECRET_ID)
-    queue: JobQueue = SqsJobQueue(settings.job_queue_url)
-    if not settings.job_queue_url and not in_aws():
-        from aws_lambda_powertools import Logger
+    if settings.job_queue_url or in_aws():
+        return SqsJobQueue(settings.job_queue_url)
+    from aws_lambda_powertools import Logger
 
-        Logger(child=True).warning(
-            f"{JOB_QUEUE_URL} is not set: jobs enqueued here stay in this process (a local stand-in); run "
-            "one with 'flatfile-jobs generate-event worker JOB' and 'sam local invoke WorkerFunction -e FILE'"
-        )
-        queue = MemoryJobQueue()
-    return Runtime(
-        settings=settings,
-        queue=queue,
-        webhook_secrets=webhook_secrets if settings.webhook_secret_id else str,
-        api_token=_plain_api_key
-        if os.environ.get(API_KEY_ENV)
-        else secret_reader(settings.api_key_secret_id, setting=FLATFILE_API_KEY_SECRET_ID),
-        listener=listener,
+    Logger(child=True).warning(
+        f"{JOB_QUEUE_URL} is not set: jobs enqueued here stay in this process (a local stand-in); run "
+        "one with 'flatfile-jobs generate-event worker JOB' and 'sam local invoke WorkerFunction -e FILE'"
     )
+    return MemoryJobQueue()
 
 
-@cache
-def _default() -> Runtime:
-    return _from_env()
+def webhook_secrets(settings: Settings) -> Callable[[], str]:
+    """Reads the signing secrets named by ``WEBHOOK_SECRET_ID``; none (``""``) when it is not set."""
+    from .settings import WEBHOOK_SECRET_ID
+
+    if not settings.webhook_secret_id:
+        return str
+    return secret_reader(settings.webhook_secret_id, setting=WEBHOOK_SECRET_ID)
 
 
-_override: list[Runtime] = []
+def api_key(settings: Settings) -> Callable[[], str]:
+    """Reads the Flatfile API key: ``FLATFILE_API_KEY`` when set (local runs), else from Secrets Manager."""
+    from .settings import FLATFILE_API_KEY_SECRET_ID
+
+    if os.environ.get(API_KEY_ENV):
+        return _plain_api_key
+    return secret_reader(settings.api_key_secret_id, setting=FLATFILE_API_KEY_SECRET_ID)
 
 
-def get_runtime() -> Runtime:
-    """The runtime handed in by :func:`use_runtime`, else the one built from the environment."""
-    return _override[-1] if _override else _default()
+_handed_in: list[Runtime] = []
 
 
 def use_runtime(runtime: Runtime | None) -> None:
-    """Make the functions use ``runtime`` (the local run and tests); ``None`` goes back to the environment."""
-    _override.clear()
-    if runtime is not None:
-        _override.append(runtime)
-    _default.cache_clear()
+    """Hand ``runtime`` to every function of this process instead of its own (the local run, tests).
+
+    ``None`` takes it back: each function builds its own from its environment again.
+    """
+    _handed_in[:] = [] if runtime is None else [runtime]
+
+
+class FunctionRuntime:
+    """One function's runtime: the one handed in by :func:`use_runtime`, else its own, built on first use.
+
+    Args:
+        listener: The app's job handlers (the app's job table: the receiver imports no handler module).
+    """
+
+    def __init__(self, listener: FlatfileListener) -> None:
+        self.listener = listener
+        self._own: Runtime | None = None
+
+    def __call__(self) -> Runtime:
+        """The runtime for this invocation."""
+        if _handed_in:
+            return _handed_in[-1]
+        if self._own is None:
+            self._own = Runtime.from_env(self.listener)
+        return self._own

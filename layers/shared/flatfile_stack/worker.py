@@ -14,7 +14,6 @@ import random
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 # Every job needs the lifecycle's HTTP and retry stack; import it during Lambda's init phase rather than
@@ -28,22 +27,26 @@ import flatfile_jobs
 from flatfile_jobs._dead_letters import fail_unfinished_job
 
 from .idempotency import JOB_KEY_PREFIX, LeaseRenewing, job_config, renew_lease
-from .runtime import Runtime, get_runtime
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aws_lambda_powertools import Logger, Metrics
-    from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer, IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
+    from .queues import JobQueue
+    from .runtime import Runtime
 
 __all__ = [
     "Heartbeat",
+    "JobRunner",
     "handle_record",
     "idempotency_key",
     "process_record",
     "retry_delay",
     "retry_soon_on_failure",
+    "runner_for",
 ]
 
 # A failed record comes back after ~30 s, 1, 2, 4, 8 min… instead of the queue's visibility timeout.
@@ -163,8 +166,7 @@ def _run(runtime: Runtime, job_id: str, event: dict[str, Any], timeout: float) -
     if starter is not None and runtime.listener.long_job(event) is not None:
         # A long job runs as a durable execution named after the job; this record is done once it started.
         return {"job_id": job_id, "results": [], "durable_execution": starter.start(job_id, event)}
-    flatfile_jobs.configure(token=runtime.api_token())
-    results = runtime.listener.dispatch(event, timeout=timeout)
+    results = runtime.listener.dispatch(event, timeout=timeout, settings=runtime.api_settings())
     finished = [r for r in results if isinstance(r, flatfile_jobs.JobResult)]
     return {"job_id": job_id, "results": [_as_dict(r) for r in finished]}
 
@@ -173,26 +175,44 @@ def _as_dict(result: flatfile_jobs.JobResult) -> dict[str, Any]:
     return {"status": result.status, "seconds": result.seconds, "job": result.job, "message": result.message}
 
 
-@cache
-def _idempotent(
-    runtime_id: int, persistence: BasePersistenceLayer
-) -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
-    """The job runner claiming ``job_id`` first (cached per runtime, with its own config)."""
-    config = job_config(response_hook=_answered_from_store)
+class JobRunner:
+    """Runs a job after claiming its idempotency key in ``persistence`` (one per runtime, with its own config).
 
-    def run_once(
-        job: dict[str, str], event: dict[str, Any], timeout: float, receipt_handle: str | None
+    Args:
+        persistence: The runtime's idempotency store.
+    """
+
+    def __init__(self, persistence: BasePersistenceLayer) -> None:
+        self.persistence = persistence
+        self.config = job_config(response_hook=_answered_from_store)
+        # Only ``job`` ({"job_id": <idempotency key>}) is hashed and deep-copied by Powertools, never the event.
+        decorate = idempotent_function(
+            data_keyword_argument="job",
+            persistence_store=persistence,
+            config=self.config,
+            key_prefix=JOB_KEY_PREFIX,
+        )
+        self.run = cast("Callable[..., dict[str, Any]]", decorate(self._run_once))
+
+    @staticmethod
+    def _run_once(
+        job: dict[str, str],
+        event: dict[str, Any],
+        timeout: float,
+        receipt_handle: str | None,
+        runtime: Runtime,
     ) -> dict[str, Any]:
-        runtime = get_runtime()
         key = job["job_id"]  # the idempotency key: the job id, or "<topic>#<job id>"
         with Heartbeat(_job_beat(runtime, key, receipt_handle), period=runtime.settings.heartbeat_seconds):
             return _run(runtime, str(event["context"]["jobId"]), event, timeout)
 
-    # Only ``job`` ({"job_id": <idempotency key>}) is hashed and deep-copied by Powertools, never the event.
-    decorate = idempotent_function(
-        data_keyword_argument="job", persistence_store=persistence, config=config, key_prefix=JOB_KEY_PREFIX
-    )
-    return cast("Callable[..., dict[str, Any]]", decorate(run_once)), config
+
+def runner_for(runtime: Runtime) -> JobRunner:
+    """The runtime's job runner, built on first use (and again when its idempotency store was replaced)."""
+    persistence = runtime.idempotency_store()
+    if runtime.job_runner is None or runtime.job_runner.persistence is not persistence:
+        runtime.job_runner = JobRunner(persistence)
+    return runtime.job_runner
 
 
 def process_record(
@@ -200,6 +220,7 @@ def process_record(
     context: LambdaContextLike,
     metrics: Metrics | None = None,
     *,
+    runtime: Runtime,
     receipt_handle: str | None = None,
 ) -> dict[str, Any]:
     """Run the job in one SQS record's body, at most once per job id, with a heartbeat while it runs.
@@ -208,24 +229,24 @@ def process_record(
     is dropped (that run's heartbeat keeps its lease; if it dies, its own message is redelivered after the
     lease lapsed). Errors propagate so the record is reported as a batch item failure and retried.
     """
-    runtime = get_runtime()
     event = json.loads(body)
     job_id = str(event["context"]["jobId"])
     if nesting_depth(event) > MAX_EVENT_DEPTH:
         return _refuse_too_deep(runtime, job_id, metrics)
     timeout = context.get_remaining_time_in_millis() / 1000 - runtime.settings.deadline_margin
-    persistence = runtime.idempotency_store()
-    run, config = _idempotent(id(runtime), persistence)
+    runner = runner_for(runtime)
+    persistence = runner.persistence
     # The in-progress lease is the heartbeat's (renewed while the job runs), not Lambda's remaining time;
     # a store that cannot renew keeps the remaining time, so a long job is never claimed twice.
     lease = _Lease(runtime.settings.lease_seconds) if isinstance(persistence, LeaseRenewing) else context
-    config.register_lambda_context(lease)  # type: ignore[arg-type]
+    runner.config.register_lambda_context(lease)  # type: ignore[arg-type]
     try:
-        outcome = run(
+        outcome = runner.run(
             job={"job_id": idempotency_key(event)},
             event=event,
             timeout=max(timeout, 1.0),
             receipt_handle=receipt_handle,
+            runtime=runtime,
         )
     except IdempotencyAlreadyInProgressError:
         outcome = {"job_id": job_id, "results": [], "duplicate": True}
@@ -254,8 +275,7 @@ def _refuse_too_deep(runtime: Runtime, job_id: str, metrics: Metrics | None) -> 
     """Fail a job whose event nests too deeply to run (logged at ERROR, counted as JobsRefused)."""
     message = f"This job's event is nested more than {MAX_EVENT_DEPTH} levels deep, so it was not run."
     _logger().error("Job refused: event nested too deeply", extra={"job_id": job_id, "reason": message})
-    flatfile_jobs.configure(token=runtime.api_token())
-    fail_unfinished_job(job_id, message)
+    fail_unfinished_job(job_id, message, settings=runtime.api_settings())
     if metrics is not None:
         from aws_lambda_powertools.metrics import MetricUnit
 
@@ -268,6 +288,7 @@ def handle_record(
     context: LambdaContextLike,
     metrics: Metrics,
     *,
+    runtime: Runtime,
     receipt_handle: str,
     receive_count: int,
     job_id: str | None = None,
@@ -278,13 +299,14 @@ def handle_record(
         body: The SQS record's body (the job:ready event).
         context: Lambda's context (its remaining time is the job's deadline).
         metrics: Where the job's metrics go.
+        runtime: The worker's adapters (its ``app.py`` builds them).
         receipt_handle: The record's receipt handle (heartbeat and backoff).
         receive_count: How often SQS handed this message out (``ApproximateReceiveCount``).
         job_id: The ``jobId`` message attribute, for the log line when the body cannot be read.
     """
     try:
-        with retry_soon_on_failure(receipt_handle, receive_count):
-            return process_record(body, context, metrics, receipt_handle=receipt_handle)
+        with retry_soon_on_failure(runtime.queue, receipt_handle, receive_count):
+            return process_record(body, context, metrics, runtime=runtime, receipt_handle=receipt_handle)
     except Exception as exc:
         from aws_lambda_powertools.metrics import MetricUnit
 
@@ -332,13 +354,13 @@ def retry_delay(receive_count: int) -> int:
 
 
 @contextmanager
-def retry_soon_on_failure(receipt_handle: str, receive_count: int) -> Iterator[None]:
-    """On an exception, shorten the record's visibility so SQS retries it soon; the exception goes on."""
+def retry_soon_on_failure(queue: JobQueue, receipt_handle: str, receive_count: int) -> Iterator[None]:
+    """On an exception, shorten the record's visibility in ``queue`` so it is retried soon; the exception goes on."""
     try:
         yield
     except Exception:
         try:
-            get_runtime().queue.retry_later(receipt_handle, retry_delay(receive_count))
+            queue.retry_later(receipt_handle, retry_delay(receive_count))
         except Exception:
             _logger().warning("Could not shorten the failed record's visibility", exc_info=True)
         raise
