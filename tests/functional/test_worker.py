@@ -575,7 +575,7 @@ def test_two_runtimes_in_one_process_reach_their_own_flatfile(fake: FakeFlatfile
             thread.join(30)
         for flatfile, event in events.items():
             job_id = event["context"]["jobId"]
-            assert outcomes[flatfile]["results"][0]["status"] == "completed"
+            assert outcomes[flatfile]["results"][0]["status"] == "complete"
             assert [call for call, _ in flatfile.calls(job_id)] == [
                 f"POST /jobs/{job_id}/ack",
                 f"POST /jobs/{job_id}/ack",

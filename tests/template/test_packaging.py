@@ -268,7 +268,7 @@ def test_the_test_kit_markers_find_a_kit_module(tmp_path: Path) -> None:
     (tmp_path / "flatfile_app_jobs").mkdir()
     (tmp_path / "flatfile_app_jobs" / "x.py").write_text("from flatfile_jobs_testing import FakeFlatfile\n")
     assert kit_files(tmp_path) == [
+        "flatfile_app_jobs/x.py (imports the test kit)",
         "flatfile_jobs/testing",
         "flatfile_jobs/testing/_fake.py",
-        "flatfile_app_jobs/x.py (imports the test kit)",
     ]

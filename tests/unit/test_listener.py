@@ -281,7 +281,7 @@ def test_a_job_handler_reaches_flatfile_with_the_dispatchs_settings_alone(fake: 
     listener = FlatfileListener().use(job_handler("space:configure", lambda event, tick: None))
     event = fake.create_job_event("space:configure")
     (result,) = listener.dispatch(event, settings=ApiSettings.resolve(api_url=fake.url, token=fake.token))
-    assert result.status == "completed"
+    assert result.status == "complete"
     job_id = event["context"]["jobId"]
     assert [call for call, _ in fake.calls(job_id)] == [
         f"POST /jobs/{job_id}/ack",

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from .long_jobs import DurableStarter
     from .queues import JobQueue
-    from .worker import JobRunner
 
 __all__ = [
     "FunctionRuntime",
@@ -66,7 +65,9 @@ class Runtime:
             use.
         pollers: The poller's :class:`EventPoller` per topic, built on first use and kept across warm
             invocations (not copied by ``dataclasses.replace``).
-        job_runner: The worker's idempotent job runner, built on first use (not copied by ``replace``).
+        job_runner: The worker's idempotent job runner (``flatfile_stack.worker.JobRunner``), built on first use
+            by ``worker.runner_for`` and not copied by ``replace``; typed ``object`` so this module does not
+            import the worker, which imports it.
     """
 
     settings: Settings
@@ -79,7 +80,7 @@ class Runtime:
     starter: DurableStarter | None = None
     cursor_stores: dict[str, CursorStore] | None = None
     pollers: dict[str, EventPoller] = field(default_factory=dict, init=False, repr=False)
-    job_runner: JobRunner | None = field(default=None, init=False, repr=False)
+    job_runner: object = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_env(cls, listener: FlatfileListener) -> Runtime:

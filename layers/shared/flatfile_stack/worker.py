@@ -210,9 +210,10 @@ class JobRunner:
 def runner_for(runtime: Runtime) -> JobRunner:
     """The runtime's job runner, built on first use (and again when its idempotency store was replaced)."""
     persistence = runtime.idempotency_store()
-    if runtime.job_runner is None or runtime.job_runner.persistence is not persistence:
-        runtime.job_runner = JobRunner(persistence)
-    return runtime.job_runner
+    runner = runtime.job_runner
+    if not isinstance(runner, JobRunner) or runner.persistence is not persistence:
+        runner = runtime.job_runner = JobRunner(persistence)
+    return runner
 
 
 def process_record(
