@@ -525,3 +525,26 @@ def test_placeholder_api_key_fails_the_record_naming_the_command_to_run(
         f"store it with {command}"
     )
     assert metric_names(out) == ["RecordsFailed"]
+
+
+def test_the_workers_aws_clients_share_one_boto3_session(invoke: Invoke, fake: FakeFlatfile) -> None:
+    """Secrets Manager, DynamoDB and SQS clients share one session: botocore's data loads once per cold start."""
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    from flatfile_stack.queues import SqsJobQueue
+
+    event = load_event("worker/workbook_submit.json")
+    add_job_for(fake, event)
+    assert invoke(event) == {"batchItemFailures": []}
+    current = runtime.get_runtime()
+    assert isinstance(current.queue, SqsJobQueue)
+    persistence = current.idempotency_store()
+    assert isinstance(persistence, DynamoDBPersistenceLayer)
+    clients = [DEFAULT_PROVIDERS["secrets"].client, persistence.client, current.queue._sqs()]
+    assert [client.meta.service_model.service_name for client in clients] == [
+        "secretsmanager",
+        "dynamodb",
+        "sqs",
+    ]
+    # A session's data loader is shared by every client it creates (and by no other session's).
+    assert len({id(client._loader) for client in clients}) == 1
