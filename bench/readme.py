@@ -27,11 +27,24 @@ def load_history(path: Path = HISTORY) -> list[Run]:
     return [Run.from_json(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _plain_ratio(text: str) -> float | None:
+    """A ratio cell as a number; ``None`` when empty or worded ("3.8× faster", "1.20 per part")."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _ratio_ranges(runs: list[Run]) -> list[str]:
     """For each ratio row of the last run: its range over the recorded runs (when there are two or more)."""
     lines = []
     for row in runs[-1].rows:
-        ratios = [float(r.ratio) for run in runs for r in run.rows if r.item == row.item and r.ratio]
+        ratios = [
+            value
+            for run in runs
+            for r in run.rows
+            if r.item == row.item and (value := _plain_ratio(r.ratio)) is not None
+        ]
         if len(ratios) >= 2:
             lines.append(f"- {row.item}: {min(ratios):.2f}–{max(ratios):.2f} ({len(ratios)} runs)")
     return lines

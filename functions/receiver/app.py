@@ -44,7 +44,9 @@ def webhook_delivery() -> Response[Any]:
     """Accept one job:ready delivery: 202 when enqueued, 200 when no handler wants it."""
     event = app.current_event
     body = receiver.raw_body(event.get("body"), is_base64_encoded=bool(event.get("isBase64Encoded")))
-    status, answer = receiver.accept(body, event.headers, runtime())
+    # The raw headers (HTTP API lowercases their names; the lookups are case-insensitive anyway): `event.headers`
+    # would build a case-insensitive copy per access.
+    status, answer = receiver.accept(body, event.get("headers") or {}, runtime())
     logger.debug("Delivery answered", extra={**answer, "http_status": status})
     return _json(status, answer)
 

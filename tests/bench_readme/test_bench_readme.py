@@ -35,3 +35,11 @@ def test_ranges_come_from_the_recorded_runs() -> None:
     assert "0.80–1.04 (2 runs)" in block(second, [first, second])
     assert "runs kept" not in block(second, [second])
     assert Run.from_json(json.loads(json.dumps(second.as_json()))) == second
+
+
+def test_worded_ratios_are_left_out_of_the_ranges() -> None:
+    """A ratio cell in words ("3.8× faster") is shown in the table but quoted in no range (and crashes nothing)."""
+    first, second = _run("2026-12-01 10:00 UTC", "3.1× faster"), _run("2026-12-02 10:00 UTC", "3.8× faster")
+    generated = block(second, [first, second])
+    assert "| 3.8× faster |" in generated
+    assert "runs kept" not in generated

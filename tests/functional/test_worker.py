@@ -588,3 +588,28 @@ def test_two_runtimes_in_one_process_reach_their_own_flatfile(fake: FakeFlatfile
             request.path.startswith("/jobs/" + events[other]["context"]["jobId"])
             for request in other.requests
         )
+
+
+def test_the_workers_aws_clients_share_one_boto3_session(
+    invoke: Invoke, worker: ModuleType, fake: FakeFlatfile
+) -> None:
+    """Secrets Manager, DynamoDB and SQS clients share one session: botocore's data loads once per cold start."""
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    from flatfile_stack.queues import SqsJobQueue
+
+    event = load_event("worker/workbook_submit.json")
+    add_job_for(fake, event)
+    assert invoke(event) == {"batchItemFailures": []}
+    current = worker.runtime()
+    assert isinstance(current.queue, SqsJobQueue)
+    persistence = current.idempotency_store()
+    assert isinstance(persistence, DynamoDBPersistenceLayer)
+    clients = [DEFAULT_PROVIDERS["secrets"].client, persistence.client, current.queue._sqs()]
+    assert [client.meta.service_model.service_name for client in clients] == [
+        "secretsmanager",
+        "dynamodb",
+        "sqs",
+    ]
+    # A session's data loader is shared by every client it creates (and by no other session's).
+    assert len({id(client._loader) for client in clients}) == 1

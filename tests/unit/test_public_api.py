@@ -139,3 +139,20 @@ def test_the_client_type_is_public_but_loaded_only_when_asked() -> None:
         "assert FlatfileClient is C"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_importing_the_package_leaves_multipart_polling_and_admin_code_unloaded() -> None:
+    """The receiver's cold start imports the package: multi-part, polling, admin and shutdown code load on use."""
+    import subprocess
+    import sys
+
+    lazy = ["_dead_letters", "_event_loops", "_part_results", "_parts", "_polling"]
+    code = (
+        "import sys, flatfile_jobs\n"
+        f"loaded = [name for name in {lazy!r} if 'flatfile_jobs.' + name in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "from flatfile_jobs import EventPoller, multipart_job_handler\n"
+        "from flatfile_jobs._polling import EventPoller as Poller\n"
+        "assert EventPoller is Poller and 'flatfile_jobs._parts' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,7 +23,6 @@ from ._errors import (
     JobTimeoutError,
     StepFailedError,
 )
-from ._event_loops import shutdown
 from ._events import FlatfileEvent
 from ._listener import FlatfileListener, Plugin, job_handler
 from ._outcomes import (
@@ -40,14 +39,15 @@ from ._outcomes import (
     NextView,
     NextWait,
 )
-from ._part_results import JobPart, PartResult, PartResults
-from ._parts import multipart_job_handler
-from ._polling import EventCursor, EventPoller
 from ._results import JobResult
 from ._table import JobRoute, job_table
 
 if typing.TYPE_CHECKING:
     from ._api import FlatfileClient
+    from ._event_loops import shutdown
+    from ._part_results import JobPart, PartResult, PartResults
+    from ._parts import multipart_job_handler
+    from ._polling import EventCursor, EventPoller
 
 __all__ = [
     "ApiSettings",
@@ -96,11 +96,27 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """``FlatfileClient`` on first use: importing the package must not import httpx (the receiver's cold start)."""
-    if name == "FlatfileClient":
-        from ._api import FlatfileClient
+# Loaded on first use (PEP 562): the receiver imports this package on every cold start and needs none of
+# them; ``FlatfileClient`` would import httpx.
+_LAZY = {
+    "EventCursor": "._polling",
+    "EventPoller": "._polling",
+    "FlatfileClient": "._api",
+    "JobPart": "._part_results",
+    "PartResult": "._part_results",
+    "PartResults": "._part_results",
+    "multipart_job_handler": "._parts",
+    "shutdown": "._event_loops",
+}
 
-        globals()[name] = FlatfileClient
-        return FlatfileClient
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    """The names in ``_LAZY``, imported on first use and then kept in the package like the others."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

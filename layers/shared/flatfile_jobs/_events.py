@@ -207,21 +207,27 @@ def require_job_ready(event: Mapping[str, Any]) -> FlatfileEvent:
         InvalidEventError: The topic is not one of :data:`JOB_TOPICS`, ``context.jobId`` / ``payload.job`` is
             missing, or an id is not shaped like a Flatfile id (the first problem is named).
     """
-    view = FlatfileEvent.of(event)
-    if not isinstance(event.get("id"), str) or not event["id"]:
+    # Read straight from the dict (the receiver runs this per request): the view is built once, at the end.
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id:
         raise InvalidEventError("event.id must be a non-empty string")
-    if view.topic not in JOB_TOPICS:
+    if str(event.get("topic") or "") not in JOB_TOPICS:
         expected = " or ".join(repr(topic) for topic in JOB_TOPICS)
         raise InvalidEventError(f"event.topic must be {expected}, got {str(event.get('topic'))[:64]!r}")
-    if not isinstance(event.get("context"), Mapping) or not isinstance(view.context.get("jobId"), str):
+    context = event.get("context")
+    if not isinstance(context, Mapping) or not isinstance(context.get("jobId"), str):
         raise InvalidEventError("event.context.jobId must be a string")
-    if not view.job_id:
+    job_id = context["jobId"]
+    if not job_id:
         raise InvalidEventError("event.context.jobId must not be empty")
-    require_flatfile_id(event["id"], "event.id")
-    require_flatfile_id(view.context["jobId"], "event.context.jobId")
+    require_flatfile_id(event_id, "event.id")
+    require_flatfile_id(job_id, "event.context.jobId")
     for name in _CONTEXT_IDS:
-        view.context_id(name)
-    job = view.payload.get("job")
+        value = context.get(name)
+        if value is not None and value != "":
+            require_flatfile_id(value, f"event.context.{name}")
+    payload = event.get("payload")
+    job = payload.get("job") if isinstance(payload, Mapping) else None
     if not isinstance(job, str) or ":" not in job:
         raise InvalidEventError("event.payload.job must be a 'domain:operation' string")
-    return view
+    return FlatfileEvent.of(event)

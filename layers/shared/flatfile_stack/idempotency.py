@@ -167,5 +167,13 @@ class LeasedDynamoDBPersistenceLayer(DynamoDBPersistenceLayer):
 
 
 def dynamodb_persistence(table_name: str, *, boto3_client: Any = None) -> BasePersistenceLayer:  # noqa: ANN401
-    """The DynamoDB store the template creates (key ``id``, TTL attribute ``expiration``)."""
+    """The DynamoDB store the template creates (key ``id``, TTL attribute ``expiration``).
+
+    Without ``boto3_client`` its client is built on boto3's default session, shared with the other adapters
+    (Powertools would otherwise open a session of its own: see :mod:`flatfile_stack.aws`).
+    """
+    if boto3_client is None:
+        from .aws import aws_client
+
+        boto3_client = aws_client("dynamodb")
     return LeasedDynamoDBPersistenceLayer(table_name=table_name, boto3_client=boto3_client)

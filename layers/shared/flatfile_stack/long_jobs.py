@@ -58,9 +58,9 @@ class LambdaDurableStarter:
 
         name = execution_name(job_id)
         if self._client is None:
-            import boto3
+            from .aws import aws_client
 
-            self._client = boto3.client("lambda")
+            self._client = aws_client("lambda")
         try:
             self._client.invoke(
                 FunctionName=self._function_arn,

@@ -57,9 +57,9 @@ class DynamoCursorStore:
 
     def _dynamodb(self) -> Any:  # noqa: ANN401 - a boto3 client
         if self._client is None:
-            import boto3
+            from .aws import aws_client
 
-            self._client = boto3.client("dynamodb")
+            self._client = aws_client("dynamodb")
         return self._client
 
     def load(self) -> EventCursor | None:

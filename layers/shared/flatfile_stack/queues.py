@@ -172,9 +172,9 @@ class SqsJobQueue:
 
     def _sqs(self) -> Any:  # noqa: ANN401 - a boto3 SQS client
         if self._client is None:
-            import boto3
+            from .aws import aws_client
 
-            self._client = boto3.client("sqs")
+            self._client = aws_client("sqs")
         return self._client
 
 

@@ -140,10 +140,18 @@ def secret_reader(secret_id: str, *, setting: str) -> Callable[[], str]:
         if not secret_id:
             raise ConfigurationError(f"{setting} is not set: give the function the secret's ARN")
         from aws_lambda_powertools.utilities import parameters
+        from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
+        from .aws import aws_client
         from .log_redaction import hide_secret_values_from_botocore
 
         hide_secret_values_from_botocore()
+        if "secrets" not in DEFAULT_PROVIDERS:
+            # get_secret's provider (its 5-minute cache, dropped by parameters.clear_caches()), with a client on
+            # the session the other adapters share instead of a session of its own (see flatfile_stack.aws).
+            DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(
+                boto3_client=aws_client("secretsmanager")
+            )
         value = str(parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)).strip()
         if not value or value == API_KEY_PLACEHOLDER:
             # The exact command, with this secret's ARN (not a secret itself): the on-call engineer pastes it.
