@@ -146,6 +146,13 @@ class _TolerantLoader(yaml.SafeLoader):
 _TolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
+def template_resource(name: str) -> dict[str, Any]:
+    """template.yaml's resource ``name`` as data (intrinsics read as ``None``)."""
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_TolerantLoader)
+    resource: dict[str, Any] = template["Resources"][name]
+    return resource
+
+
 def template_env(function: str) -> dict[str, str | None]:
     """The environment template.yaml gives ``function`` ("worker" or "WorkerFunction"), Globals merged in.
 

@@ -39,6 +39,7 @@ from ._support import (
     point_logs_at_stdout,
     raw_body,
     signed,
+    template_resource,
 )
 
 ENVIRONMENT = "us_env_example1"
@@ -908,3 +909,58 @@ def test_a_cold_receiver_accepts_a_job_without_importing_any_handler_module() ->
 def test_a_cold_worker_imports_no_handler_module_before_its_first_job() -> None:
     """Importing the worker loads the job table only: a handler module is imported by its first job."""
     assert _fresh_function("worker")["at_import"] == []
+
+
+@pytest.fixture
+def stalling_url() -> Iterator[str]:
+    """The URL of a loopback server that accepts connections and never answers (a hung dependency)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+def test_a_hung_queue_answers_503_inside_the_receivers_timeout(
+    stack_env: StackEnv,
+    load_app: Callable[[FunctionName], ModuleType],
+    lambda_context: LocalContext,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    stalling_url: str,
+) -> None:
+    """SQS accepting but never answering: the receiver itself answers 503 + Retry-After before its Lambda
+    timeout (template.yaml), with botocore's bounded attempts; with its defaults it would hang ~60 s per try."""
+    from flatfile_stack.aws import worst_case_seconds
+
+    receiver_timeout = float(template_resource("ReceiverFunction")["Properties"]["Timeout"])
+    assert worst_case_seconds() < receiver_timeout
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", stalling_url)
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)  # the client's own bound is what is tested
+    stack_env.only("receiver")
+    receiver = load_app("receiver")
+    started = time.monotonic()
+    response = invoke_raw(receiver, lambda_context, signed_post(event_body()))
+    elapsed = time.monotonic() - started
+    out, _ = capsys.readouterr()
+    assert_unavailable(response, out, "ReadTimeoutError")
+    assert elapsed < receiver_timeout, elapsed
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SQS")
+    assert stack_env.aws.receive() == []
