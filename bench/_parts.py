@@ -262,9 +262,9 @@ def rows(result: PartsResult) -> list[Row]:
     table.append(
         Row(
             f"{PARTS}-part job: requests on the parent (`/jobs/{{parent}}…`), most of any run",
-            f"{most}",
+            f"{most} ({most / PARTS:.2f} per part)",
             "",
-            f"{most / PARTS:.2f} per part",
+            "",
             f"≤ {budget} (O(parts): {PARENT_REQUESTS_PER_PART} per part)",
             most <= budget,
         )
