@@ -277,11 +277,9 @@ class WorkerProcesses:
         for index in range(count):
             ours, theirs = socket.socketpair()
             with theirs:
-                self._processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-c", _COMMAND, str(theirs.fileno())], pass_fds=[theirs.fileno()]
-                    )
-                )
+                # This interpreter, a fixed command and a file descriptor number: no outside input.
+                command = [sys.executable, "-c", _COMMAND, str(theirs.fileno())]
+                self._processes.append(subprocess.Popen(command, pass_fds=[theirs.fileno()]))  # noqa: S603
             conn = Connection(ours.detach())
             conn.send(config)
             self._conns.append(conn)
