@@ -119,3 +119,20 @@ def test_worker_processes_do_not_reload_handlers() -> None:
     options = LocalOptions(workers=1, worker_processes=True, reload_to=io.StringIO())
     with pytest.raises(CliError, match="worker processes do not reload handlers"):
         LocalStack(options, root=ROOT).__enter__()
+
+
+def test_dead_letters_run_in_the_stack_process_with_worker_processes() -> None:
+    """A message received too often goes to the dead-letter function, which fails its job (no worker thread runs it)."""
+    options = LocalOptions(workers=1, worker_processes=True, log_level="WARNING")
+    with LocalStack(options, root=ROOT) as stack:
+        fake = stack.fake
+        assert fake is not None
+        stack.queue.max_receives = 0  # the redrive policy takes every message at its first receive
+        event = fake.create_job_event("space:configure", environment_id="us_env_local")
+        job_id = str(event["context"]["jobId"])
+        assert _post(stack, event) == 202
+        _wait_status(fake, job_id, "failed")
+        assert stack.drain()
+    assert [record["messageAttributes"]["jobId"]["stringValue"] for record in stack.dead_lettered] == [job_id]
+    assert _accepts(fake, job_id) == 0
+    assert _posts(fake, job_id, "fail") == 1
