@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING:
     from ._durable import LocalDurableStarter
+    from ._processes import WorkerProcesses
 
 __all__ = ["LOCAL_ENV", "LocalContext", "LocalOptions", "LocalStack", "close_thread_loop", "ensure_jobs"]
 
@@ -76,6 +78,9 @@ class LocalOptions:
         host: Where the receiver listens.
         port: Its port (``0``: any free port).
         workers: Worker threads (concurrent execution environments); ``0`` leaves the queue alone.
+        worker_processes: Run each worker in a process of its own instead of a thread (one interpreter per
+            execution environment, as in Lambda: the workers' Python work runs in parallel); the queue,
+            idempotency store and long jobs stay in this process. Not with ``reload_to``.
         worker_timeout: The worker's timeout in seconds (its jobs' deadline).
         environment_id: The Flatfile environment the poller reads.
         log_stream: Where the functions' log lines go; ``None`` drops them.
@@ -94,6 +99,7 @@ class LocalOptions:
     host: str = "127.0.0.1"
     port: int = 0
     workers: int = 1
+    worker_processes: bool = False
     worker_timeout: float = TIMEOUTS["worker"]
     environment_id: str = "us_env_local"
     log_stream: TextIO | None = None
@@ -156,6 +162,7 @@ class LocalStack:
         self._exits = contextlib.ExitStack()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._processes: WorkerProcesses | None = None
         self._receiver: ModuleType | None = None
         self._receiver_lock = threading.Lock()
         self._dead_lock = threading.Lock()
@@ -206,7 +213,9 @@ class LocalStack:
             )
             self._exits.enter_context(self.reloader)
         self._receiver = load_function(self.root, "receiver")
-        for index in range(max(0, options.workers)):
+        if options.worker_processes and options.workers > 0:
+            self._start_processes(runtime, api_url, token)
+        for index in range(0 if options.worker_processes else max(0, options.workers)):
             thread = threading.Thread(target=self._work, name=f"worker-{index + 1}", daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -225,6 +234,52 @@ class LocalStack:
             self._forwarder = self._exits.enter_context(httpx.Client(timeout=10.0))
             self.fake.subscribe(self.forward)
             self._exits.callback(self.fake.unsubscribe, self.forward)
+
+    def _start_processes(self, runtime: Runtime, api_url: str, token: str) -> None:
+        """Spawn the worker processes and wait until each loaded its app; dead letters run on a thread here."""
+        from ._processes import WorkerConfig, WorkerProcesses
+
+        options = self.options
+        if options.reload_to is not None:
+            raise CliError("worker processes do not reload handlers: run worker threads to reload")
+        persistence = runtime.idempotency_store()
+        assert isinstance(persistence, MemoryPersistenceLayer)
+        config = WorkerConfig(
+            sys_path=list(sys.path),
+            root=self.root,
+            api_url=api_url,
+            token=token,
+            secret=self.secret,
+            allow_unsigned=options.allow_unsigned,
+            environment_id=options.environment_id,
+            worker_timeout=options.worker_timeout,
+            log_level=options.log_level,
+            compact_logs=options.compact_logs,
+            send_logs=options.log_stream is not None,
+            long_jobs=self.durable is not None,
+        )
+        self._processes = WorkerProcesses(
+            config,
+            options.workers,
+            queue=self.queue,
+            persistence=persistence,
+            starter=self.durable,
+            finish_record=self._record_ran,
+            log=self._write_log,
+        )
+        try:
+            self._processes.wait_ready()
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from None
+        thread = threading.Thread(target=self._dead_letter_loop, name="dead-letters", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _write_log(self, text: str) -> None:
+        """A worker process's log text, to the log stream."""
+        if self.options.log_stream is not None:
+            self.options.log_stream.write(text)
+            self.options.log_stream.flush()
 
     def _runtime(self, api_url: str, token: str) -> Runtime:
         from flatfile_app_jobs import listener
@@ -252,6 +307,9 @@ class LocalStack:
             self.front.close()
             self.front = None
         self._stop.set()
+        if self._processes is not None:
+            self._processes.close()
+            self._processes = None
         for thread in self._threads:
             thread.join()
         self._threads.clear()
@@ -265,6 +323,11 @@ class LocalStack:
         if self.front is None:
             raise RuntimeError("the HTTP front is not running")
         return self.front.url
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (``[]`` with worker threads, or once stopped)."""
+        return self._processes.pids if self._processes is not None else []
 
     @property
     def webhook_url(self) -> str:
@@ -391,12 +454,25 @@ class LocalStack:
             failed = {item.get("itemIdentifier") for item in answer.get("batchItemFailures", [])}
         except Exception:  # the whole batch failed (as when every record fails): SQS redelivers it
             failed = {record["messageId"]}
-        if record["messageId"] in failed:
+        self._record_ran(record, record["messageId"] in failed)
+
+    def _record_ran(self, record: dict[str, Any], failed: bool) -> None:
+        """A worker ran the record: delete it, or leave it to come back (SQS's event source mapping)."""
+        if failed:
             self.queue.release(record["receiptHandle"])
         else:
             self.queue.delete(record["receiptHandle"])
         if self.options.on_record is not None:
-            self.options.on_record(record, record["messageId"] in failed)
+            self.options.on_record(record, failed)
+
+    def _dead_letter_loop(self) -> None:
+        """With worker processes: the dead-letter function runs here, on messages received too often."""
+        try:
+            dead_letter = load_function(self.root, "dead_letter")
+            while not self._stop.wait(0.05):
+                self._run_dead_letters(dead_letter)
+        finally:
+            close_thread_loop()
 
     def _handlers(self) -> contextlib.AbstractContextManager[None]:
         """The job handlers held for one job or request (not reloaded meanwhile)."""

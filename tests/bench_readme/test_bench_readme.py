@@ -6,11 +6,16 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # ``bench`` is a folder of the repository, not an installed package
     sys.path.insert(0, str(ROOT))
 
 from bench._common import Row  # noqa: E402
+from bench._parts import PartsResult  # noqa: E402
+from bench._parts import Run as PartsRun  # noqa: E402
+from bench._parts import rows as parts_rows  # noqa: E402
 from bench._report import Run  # noqa: E402
 from bench.readme import END, RESULTS, START, block, load_history  # noqa: E402
 
@@ -43,3 +48,19 @@ def test_worded_ratios_are_left_out_of_the_ranges() -> None:
     generated = block(second, [first, second])
     assert "| 3.8× faster |" in generated
     assert "runs kept" not in generated
+
+
+def test_multipart_rows_ratios_are_numbers_the_ranges_can_read() -> None:
+    """The multi-part rows' ratio cells are plain numbers, so the README's ranges over recorded runs can be built."""
+    runs = [
+        PartsRun(workers, seconds=[seconds], parent_requests=[80])
+        for workers, seconds in ((1, 7.8), (4, 2.1), (16, 0.95))
+    ]
+    result = PartsResult(runs)
+    table = parts_rows(result)
+    assert [row.ratio for row in table if row.ratio] == ["3.71", "8.21"]
+    assert result.overhead_ms() == pytest.approx(21.875)
+    first, second = _run("2026-12-01 10:00 UTC", "0.80"), _run("2026-12-02 10:00 UTC", "1.04")
+    first.rows += table
+    second.rows += table
+    assert "16 worker(s): wall time: 8.21–8.21 (2 runs)" in block(second, [first, second])

@@ -33,7 +33,7 @@ _creating = threading.Lock()
 
 def worst_case_seconds() -> float:
     """The longest one AWS call of the stack can take before it raises: every attempt times out."""
-    backoff = sum(_FIRST_RETRY_BACKOFF_MAX * 2**attempt for attempt in range(MAX_ATTEMPTS - 1))
+    backoff = sum(_FIRST_RETRY_BACKOFF_MAX * 2.0**attempt for attempt in range(MAX_ATTEMPTS - 1))
     return MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + backoff
 
 
