@@ -639,6 +639,22 @@ def assert_unavailable(response: dict[str, Any], out: str, reason: str) -> None:
     assert len(errors) == 1, out
     assert errors[0]["message"] == "Delivery not accepted: a dependency failed"
     assert reason in errors[0]["exception"]
+    # The template's metric filter (DeliveriesUnavailable, alarmed) counts exactly this line.
+    pattern = template_resource("DeliveriesUnavailableMetricFilter")["Properties"]["FilterPattern"]
+    counted = [
+        line for line in out.splitlines() if line.startswith("{") and log_filter_matches(pattern, line)
+    ]
+    assert counted == [line for line in out.splitlines() if '"level":"ERROR"' in line]
+
+
+def log_filter_matches(pattern: str, line: str) -> bool:
+    """CloudWatch Logs' JSON filter pattern, for the ``{ $.key = "text" && $.key = number }`` form used here."""
+    terms = re.findall(r'\$\.(\w+)\s*=\s*("[^"]*"|-?\d+(?:\.\d+)?)', pattern)
+    assert terms, pattern
+    assert pattern.strip().startswith("{"), pattern
+    assert pattern.count("&&") == len(terms) - 1, pattern
+    record = json.loads(line)
+    return all(record.get(key) == json.loads(value) for key, value in terms)
 
 
 @pytest.mark.parametrize("endpoint", ["503", "refused"])

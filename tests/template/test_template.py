@@ -548,6 +548,20 @@ def test_alarms_watch_the_failure_paths(template: Template, resources: dict[str,
     watched = {alarm["Dimensions"][0]["Value"]["Ref"] for alarm in errors}
     assert "ReceiverFunction" in watched
 
+    # The receiver's 503 is an answer, not a Lambda error: a metric filter on its log group counts it.
+    (unavailable,) = _alarm_on(resources, "FlatfileJobs", "DeliveriesUnavailable")
+    assert (unavailable["ComparisonOperator"], unavailable["Threshold"]) == (
+        "GreaterThanOrEqualToThreshold",
+        1,
+    )
+    (metric_filter,) = of_type(resources, "AWS::Logs::MetricFilter").values()
+    assert metric_filter["Properties"]["LogGroupName"] == ref("ReceiverLogGroup")
+    [transformation] = metric_filter["Properties"]["MetricTransformations"]
+    assert (transformation["MetricNamespace"], transformation["MetricName"]) == (
+        "FlatfileJobs",
+        "DeliveriesUnavailable",
+    )
+
 
 def test_alarms_notify_the_topic_only_when_given(template: Template, resources: dict[str, Any]) -> None:
     assert template["Conditions"]["HasAlarmTopic"] == {
