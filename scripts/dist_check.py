@@ -103,7 +103,7 @@ def check_contents(out: Path) -> None:
         members = [member.name.split("/", 1)[1] for member in archive.getmembers() if member.isfile()]
     only(
         members,
-        ("layers/shared/flatfile_jobs", "PKG-INFO", "README.md", "pyproject.toml", "setup.cfg"),
+        ("layers/shared/flatfile_jobs", "PKG-INFO", "README.md", "pyproject.toml", "setup.cfg", "MANIFEST.in"),
         sdist.name,
     )
     [kit] = out.glob("flatfile_jobs_testing-*.whl")
@@ -143,7 +143,7 @@ def check_readme_example(python: Path, work: Path) -> None:
         raise CheckError(f"the README example failed:\n{done.stdout}{done.stderr}")
     outcome = json.loads(done.stdout.splitlines()[-1])
     expected_calls = ["POST /jobs/{id}/ack"] * 3 + ["POST /jobs/{id}/complete"]
-    if outcome != {"status": "completed", "calls": expected_calls, "job": "complete"}:
+    if outcome != {"status": "complete", "calls": expected_calls, "job": "complete"}:
         raise CheckError(f"the README example ran, but: {outcome}")
     lines = done.stderr.splitlines()
     api_calls = [line for line in lines if "Flatfile API call" in line and "status=200" in line]
