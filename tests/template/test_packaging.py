@@ -273,6 +273,19 @@ def test_every_module_in_the_built_layer_has_its_bytecode(built_layer: Path) -> 
     assert stale == []
 
 
+def test_the_layer_bytecode_names_its_modules_where_lambda_puts_them(built_layer: Path) -> None:
+    """Each .pyc records its module's path under /opt/python, not the build's folder (the same sources, the same layer)."""
+    import marshal
+
+    wrong = []
+    for module in sorted(built_layer.rglob("*.py")):
+        cached = module.parent / "__pycache__" / f"{module.stem}.cpython-313.pyc"
+        code = marshal.loads(cached.read_bytes()[16:])
+        if code.co_filename != f"/opt/python/{module.relative_to(built_layer).as_posix()}":
+            wrong.append(code.co_filename)
+    assert wrong == []
+
+
 def test_the_bytecode_check_refuses_missing_stale_and_timestamp_bytecode(tmp_path: Path) -> None:
     """The check above fails a module without bytecode, with bytecode of another source, or with mtime checks."""
     import py_compile
