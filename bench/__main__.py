@@ -16,6 +16,7 @@ from . import (
     _coldworker,
     _durable,
     _heavy,
+    _layer,
     _lifecycle,
     _memory,
     _parts,
@@ -55,6 +56,8 @@ def main() -> int:
     durable = _durable.measure()
     _step("receiver cold start with a handler module that takes 200 ms to import")
     heavy = _heavy.measure()
+    _step("cold starts from the built layer (make build-SharedLayer), with and without its bytecode")
+    layer = _layer.measure()
     run = collect(
         receiver,
         cold,
@@ -67,6 +70,7 @@ def main() -> int:
     )
     text = render(run, receiver, cold, worker, lifecycle, memory, recovery=recovery, parts=parts)
     text = text.rstrip("\n") + "\n\n" + _durable.render(durable) + "\n" + _heavy.render(heavy)
+    text += "\n" + _layer.render(layer)
     (readme.RESULTS.parent / "results.md").write_text(text)
     readme.RESULTS.write_text(json.dumps(run.as_json(), ensure_ascii=False, indent=2) + "\n")
     with readme.HISTORY.open("a") as history:

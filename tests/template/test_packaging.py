@@ -250,7 +250,79 @@ def test_the_layer_built_by_sam_holds_no_test_kit(
         for path in built_layer.glob("*.dist-info")
     }
     assert distributions <= set(layer_lock)
-    assert {path.name for path in built_layer.iterdir()} - recorded == {*LAYER_PACKAGES, "requirements.txt"}
+    top_level = {path.name for path in built_layer.iterdir()} - {"__pycache__"}
+    assert top_level - recorded == LAYER_PACKAGES
+
+
+def test_the_built_layer_holds_our_packages_as_in_the_source(built_layer: Path) -> None:
+    """Each of our packages ships its source files, no more (no bytecode, egg-info or caches of a working copy)."""
+    source = ROOT / "layers/shared"
+    for package in LAYER_PACKAGES:
+        shipped = source_files(built_layer / package)
+        assert shipped == source_files(source / package), package
+        assert f"{package}/__init__.py" in {f"{package}/{name}" for name in shipped}
+
+
+def test_every_module_in_the_built_layer_has_its_bytecode(built_layer: Path) -> None:
+    """Every .py in the layer (ours, the dependencies') has cpython-313 unchecked-hash bytecode of its source."""
+    assert sys.implementation.cache_tag == "cpython-313", "the layer is built by this venv's python3.13"
+    modules = sorted(built_layer.rglob("*.py"))
+    assert len(modules) > 100
+    assert {path.relative_to(built_layer).parts[0] for path in modules} >= LAYER_PACKAGES
+    stale = [str(path.relative_to(built_layer)) for path in modules if not has_unchecked_bytecode(path)]
+    assert stale == []
+
+
+def test_the_layer_bytecode_names_its_modules_where_lambda_puts_them(built_layer: Path) -> None:
+    """Each .pyc records its module's path under /opt/python, not the build's folder (the same sources, the same layer)."""
+    import marshal
+
+    wrong = []
+    for module in sorted(built_layer.rglob("*.py")):
+        cached = module.parent / "__pycache__" / f"{module.stem}.cpython-313.pyc"
+        code = marshal.loads(cached.read_bytes()[16:])
+        if code.co_filename != f"/opt/python/{module.relative_to(built_layer).as_posix()}":
+            wrong.append(code.co_filename)
+    assert wrong == []
+
+
+def test_the_bytecode_check_refuses_missing_stale_and_timestamp_bytecode(tmp_path: Path) -> None:
+    """The check above fails a module without bytecode, with bytecode of another source, or with mtime checks."""
+    import py_compile
+
+    module = tmp_path / "module.py"
+    module.write_text("VALUE = 1\n")
+    assert not has_unchecked_bytecode(module)
+    unchecked = py_compile.PycInvalidationMode.UNCHECKED_HASH
+    py_compile.compile(str(module), doraise=True, invalidation_mode=unchecked)
+    assert has_unchecked_bytecode(module)
+    module.write_text("VALUE = 2\n")
+    assert not has_unchecked_bytecode(module)
+    for mode in (py_compile.PycInvalidationMode.TIMESTAMP, py_compile.PycInvalidationMode.CHECKED_HASH):
+        py_compile.compile(str(module), doraise=True, invalidation_mode=mode)
+        assert not has_unchecked_bytecode(module), mode
+
+
+def source_files(folder: Path) -> set[str]:
+    """Files under ``folder`` (relative, POSIX), leaving out bytecode."""
+    return {
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+
+
+def has_unchecked_bytecode(module: Path) -> bool:
+    """Whether ``module`` has a cpython-313 ``.pyc`` in unchecked-hash mode whose hash is its source's."""
+    from importlib.util import MAGIC_NUMBER, source_hash
+
+    cached = module.parent / "__pycache__" / f"{module.stem}.cpython-313.pyc"
+    if not cached.is_file():
+        return False
+    header = cached.read_bytes()[:16]
+    unchecked_hash_flags = (1).to_bytes(4, "little")  # hash-based, check_source off (PEP 552)
+    expected = MAGIC_NUMBER + unchecked_hash_flags + source_hash(module.read_bytes())
+    return header == expected
 
 
 def test_the_layer_source_holds_no_test_kit() -> None:

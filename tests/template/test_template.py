@@ -219,7 +219,7 @@ def test_every_function_runs_python313_with_the_shared_layer(
 def test_shared_layer_is_built_by_sam_for_python313(template: Template, resources: dict[str, Any]) -> None:
     layer = resources["SharedLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     props = layer["Properties"]
     assert props["ContentUri"] == "layers/shared"
     assert (ROOT / "layers/shared/requirements.txt").is_file()
@@ -227,6 +227,17 @@ def test_shared_layer_is_built_by_sam_for_python313(template: Template, resource
     architectures = template["Globals"]["Function"]["Architectures"]
     assert props["CompatibleArchitectures"] == architectures
     assert [layer["Metadata"]["BuildArchitecture"]] == architectures
+    # The layer's Makefile installs the lock for that runtime and architecture (the built layer: test_packaging.py).
+    makefile = (ROOT / "layers/shared/Makefile").read_text(encoding="utf-8")
+    assert "\nbuild-SharedLayer:" in makefile
+    platform = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}[architectures[0]]
+    for option in (
+        f"--platform {platform}",
+        "--python-version 3.13",
+        "--require-hashes",
+        "-r requirements.txt",
+    ):
+        assert option in makefile, option
 
 
 def test_one_route_post_webhook_to_the_receiver(resources: dict[str, Any]) -> None:
