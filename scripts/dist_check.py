@@ -103,7 +103,14 @@ def check_contents(out: Path) -> None:
         members = [member.name.split("/", 1)[1] for member in archive.getmembers() if member.isfile()]
     only(
         members,
-        ("layers/shared/flatfile_jobs", "PKG-INFO", "README.md", "pyproject.toml", "setup.cfg", "MANIFEST.in"),
+        (
+            "layers/shared/flatfile_jobs",
+            "PKG-INFO",
+            "README.md",
+            "pyproject.toml",
+            "setup.cfg",
+            "MANIFEST.in",
+        ),
         sdist.name,
     )
     [kit] = out.glob("flatfile_jobs_testing-*.whl")
