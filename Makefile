@@ -84,10 +84,12 @@ $(CHECKOV):
 scan: $(CHECKOV)
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV) --config-file .checkov.yaml
 
-# Regenerates the hashed locks from pyproject.toml's dependencies and requirements-dev.in.
+# Regenerates the hashed locks from pyproject.toml's dependencies, requirements-dev.in and the durable worker's
+# requirements.in (at the dev lock's versions: the ones the tests run).
 lock: $(STAMP)
 	$(LOCK) pyproject.toml -o layers/shared/requirements.txt
 	$(LOCK) requirements-dev.in pyproject.toml -c layers/shared/requirements.txt -o requirements-dev.txt
+	$(LOCK) functions/durable_worker/requirements.in -c requirements-dev.txt -o functions/durable_worker/requirements.txt
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -116,7 +116,7 @@ def test_durable_execution_policy_is_on_the_durable_worker_only(resources: dict[
 
 def test_durable_sdk_is_pinned_in_the_durable_worker_and_the_dev_tools_alike() -> None:
     """The beta SDK (and the boto3 it needs) is pinned exactly, in the durable worker only (not the shared layer)."""
-    function_pins = _pins(ROOT / "functions/durable_worker/requirements.txt")
+    function_pins = _pins(ROOT / "functions/durable_worker/requirements.in")
     assert "aws-durable-execution-sdk-python==3.0.0" in function_pins
     assert {pin.split("==")[0] for pin in function_pins} == {
         "aws-durable-execution-sdk-python",

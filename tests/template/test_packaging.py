@@ -213,9 +213,8 @@ def kit_files(folder: Path) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def built_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``sam build <layer>`` into a temporary folder (seconds; the same build `make build` does)."""
+def sam_build(resource: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``sam build <resource>`` into a temporary folder (seconds; the same build `make build` does): its artifact."""
     import os
     import subprocess
 
@@ -225,14 +224,20 @@ def built_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env["SAM_CLI_TELEMETRY"] = "0"
     subprocess.run(
-        [str(SAM), "build", layer_id(), "--build-dir", str(build_dir), "--region", "us-east-1"],
+        [str(SAM), "build", resource, "--build-dir", str(build_dir), "--region", "us-east-1"],
         cwd=ROOT,
         env=env,
         check=True,
         capture_output=True,
         timeout=600,
     )
-    return build_dir / layer_id() / "python"
+    return build_dir / resource
+
+
+@pytest.fixture(scope="module")
+def built_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The layer as `sam build` makes it: its python/ folder, which Lambda extracts to /opt/python."""
+    return sam_build(layer_id(), tmp_path_factory) / "python"
 
 
 def test_the_layer_built_by_sam_holds_no_test_kit(
@@ -275,15 +280,20 @@ def test_every_module_in_the_built_layer_has_its_bytecode(built_layer: Path) -> 
 
 def test_the_layer_bytecode_names_its_modules_where_lambda_puts_them(built_layer: Path) -> None:
     """Each .pyc records its module's path under /opt/python, not the build's folder (the same sources, the same layer)."""
+    assert misplaced_bytecode(built_layer, "/opt/python") == []
+
+
+def misplaced_bytecode(folder: Path, lambda_path: str) -> list[str]:
+    """Source paths recorded by the bytecode of modules under ``folder`` that are not theirs under ``lambda_path``."""
     import marshal
 
     wrong = []
-    for module in sorted(built_layer.rglob("*.py")):
+    for module in sorted(folder.rglob("*.py")):
         cached = module.parent / "__pycache__" / f"{module.stem}.cpython-313.pyc"
         code = marshal.loads(cached.read_bytes()[16:])
-        if code.co_filename != f"/opt/python/{module.relative_to(built_layer).as_posix()}":
+        if code.co_filename != f"{lambda_path}/{module.relative_to(folder).as_posix()}":
             wrong.append(code.co_filename)
-    assert wrong == []
+    return wrong
 
 
 def test_the_bytecode_check_refuses_missing_stale_and_timestamp_bytecode(tmp_path: Path) -> None:
@@ -344,3 +354,84 @@ def test_the_test_kit_markers_find_a_kit_module(tmp_path: Path) -> None:
         "flatfile_jobs/testing",
         "flatfile_jobs/testing/_fake.py",
     ]
+
+
+# -- the durable worker: app.py and its own hashed lock (the SDK, boto3), with bytecode for /var/task -----------
+
+DURABLE_WORKER = "DurableWorkerFunction"
+DURABLE_INPUT = ROOT / "functions/durable_worker/requirements.in"
+DURABLE_LOCK = ROOT / "functions/durable_worker/requirements.txt"
+
+
+@pytest.fixture(scope="module")
+def durable_lock() -> dict[NormalizedName, Pin]:
+    return parse_lock(DURABLE_LOCK.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def built_durable_worker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The durable worker as `sam build` makes it, which Lambda extracts to /var/task."""
+    return sam_build(DURABLE_WORKER, tmp_path_factory)
+
+
+def durable_requirements() -> list[Requirement]:
+    lines = [line.split("#", 1)[0].strip() for line in DURABLE_INPUT.read_text(encoding="utf-8").splitlines()]
+    return [Requirement(line) for line in lines if line]
+
+
+def test_durable_worker_lock_is_the_hashed_closure_of_its_pins_at_the_tested_versions(
+    durable_lock: dict[NormalizedName, Pin], dev_lock: dict[NormalizedName, Pin]
+) -> None:
+    """requirements.txt locks, hashed, what requirements.in's exact pins need on Lambda, at the dev lock's versions."""
+    roots = durable_requirements()
+    assert roots
+    for requirement in roots:
+        (spec,) = requirement.specifier
+        assert spec.operator == "==", requirement
+        assert durable_lock[canonicalize_name(requirement.name)].version == spec.version, requirement
+    locked = {
+        name: pin.version
+        for name, pin in durable_lock.items()
+        if pin.marker is None or pin.marker.evaluate({**LAMBDA_ENVIRONMENT, "extra": ""})
+    }
+    assert closure(roots, LAMBDA_ENVIRONMENT) == locked
+    for name, pin in durable_lock.items():
+        assert pin.hashes, name
+        assert dev_lock[name].version == pin.version, name
+
+
+def test_the_durable_worker_built_by_sam_holds_app_py_and_its_lock_only(
+    built_durable_worker: Path, durable_lock: dict[NormalizedName, Pin]
+) -> None:
+    """What `sam build` puts in /var/task: app.py as in the source and the locked distributions, nothing else."""
+    assert (built_durable_worker / "app.py").read_bytes() == (
+        ROOT / "functions/durable_worker/app.py"
+    ).read_bytes()
+    recorded = {
+        line.split("/", 1)[0].split(",", 1)[0]
+        for record in built_durable_worker.glob("*.dist-info/RECORD")
+        for line in record.read_text(encoding="utf-8").splitlines()
+    }
+    distributions = {
+        canonicalize_name(path.name.removesuffix(".dist-info").rsplit("-", 1)[0])
+        for path in built_durable_worker.glob("*.dist-info")
+    }
+    assert distributions == set(durable_lock)
+    top_level = {path.name for path in built_durable_worker.iterdir()} - {"__pycache__"}
+    assert top_level - recorded == {"app.py"}
+    assert kit_files(built_durable_worker) == []
+
+
+def test_every_module_in_the_built_durable_worker_has_its_bytecode_for_var_task(
+    built_durable_worker: Path,
+) -> None:
+    """Every .py in /var/task (app.py, the SDK, boto3) has unchecked-hash bytecode naming its path under /var/task."""
+    assert sys.implementation.cache_tag == "cpython-313", "the function is built by this venv's python3.13"
+    modules = sorted(built_durable_worker.rglob("*.py"))
+    assert len(modules) > 100
+    assert built_durable_worker / "app.py" in modules
+    stale = [
+        str(path.relative_to(built_durable_worker)) for path in modules if not has_unchecked_bytecode(path)
+    ]
+    assert stale == []
+    assert misplaced_bytecode(built_durable_worker, "/var/task") == []

@@ -240,6 +240,32 @@ def test_shared_layer_is_built_by_sam_for_python313(template: Template, resource
         assert option in makefile, option
 
 
+def test_durable_worker_is_built_by_its_makefile_for_python313(
+    template: Template, resources: dict[str, Any]
+) -> None:
+    """The durable worker's Makefile installs its hashed lock for Lambda's runtime and architecture, then compiles."""
+    function = resources["DurableWorkerFunction"]
+    assert function["Metadata"]["BuildMethod"] == "makefile"
+    architectures = template["Globals"]["Function"]["Architectures"]
+    assert "Architectures" not in function["Properties"]
+    assert [function["Metadata"]["BuildArchitecture"]] == architectures
+    folder = ROOT / function["Properties"]["CodeUri"]
+    assert (folder / "requirements.txt").is_file()
+    # The built function (every module with its bytecode, for /var/task): test_packaging.py.
+    makefile = (folder / "Makefile").read_text(encoding="utf-8")
+    assert "\nbuild-DurableWorkerFunction:" in makefile
+    platform = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}[architectures[0]]
+    for option in (
+        f"--platform {platform}",
+        "--python-version 3.13",
+        "--require-hashes",
+        "-r requirements.txt",
+        "--invalidation-mode unchecked-hash",
+        "-p /var/task",
+    ):
+        assert option in makefile, option
+
+
 def test_one_route_post_webhook_to_the_receiver(resources: dict[str, Any]) -> None:
     routes = [
         (name, event["Properties"])
