@@ -8,7 +8,7 @@ down (the worker's, with the key it read from Secrets Manager), which override t
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ._errors import ConfigurationError
@@ -22,6 +22,7 @@ __all__ = [
     "LOG_LEVEL_ENV",
     "ApiSettings",
     "debug_from_env",
+    "handler_settings",
 ]
 
 API_URL_ENV = "FLATFILE_API_URL"
@@ -117,3 +118,23 @@ def debug_from_env(environ: Mapping[str, str] | None = None) -> bool:
     """Whether ``POWERTOOLS_LOG_LEVEL`` asks for debug logging."""
     env = os.environ if environ is None else environ
     return env.get(LOG_LEVEL_ENV, "").upper() == "DEBUG"
+
+
+def handler_settings(
+    *,
+    api_url: str | None,
+    token: str | None,
+    request_timeout: float | None,
+    retry_budget: float | None,
+) -> Callable[[ApiSettings | None], ApiSettings]:
+    """A handler's API options (``job_handler``'s keywords) as a function of the settings dispatch hands down.
+
+    The handler's own options win, then what dispatch was handed, then the environment (:meth:`ApiSettings.resolve`).
+    """
+
+    def settings(base: ApiSettings | None) -> ApiSettings:
+        return ApiSettings.resolve(
+            api_url=api_url, token=token, timeout=request_timeout, retry_budget=retry_budget, base=base
+        )
+
+    return settings

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from ._checkpoints import Checkpoints
-from ._config import ApiSettings, debug_from_env
+from ._config import ApiSettings, debug_from_env, handler_settings
 from ._contract import JobReturn, Tick
 from ._errors import InvalidEventError, InvalidOutcomeError, JobCanceled, JobTimeoutError, StepFailedError
 from ._events import FlatfileEvent
@@ -467,11 +467,9 @@ def long_job_handler(
         raise ValueError("tick_interval must be >= 0")
     filter_ = {"job": job} if isinstance(job, str) else dict(job)
 
-    def settings(given: ApiSettings | None) -> ApiSettings:
-        return ApiSettings.resolve(
-            api_url=api_url, token=token, timeout=request_timeout, retry_budget=retry_budget, base=given
-        )
-
+    settings = handler_settings(
+        api_url=api_url, token=token, request_timeout=request_timeout, retry_budget=retry_budget
+    )
     long_job = LongJob(handler, attempts, debug, tick_interval, settings)
 
     def plugin(listener: FlatfileListener) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, overload
 
-from ._config import ApiSettings, debug_from_env
+from ._config import ApiSettings, debug_from_env, handler_settings
 from ._contract import AsyncJobHandler, JobHandler
 from ._errors import DispatchError
 from ._events import FlatfileEvent
@@ -243,20 +243,16 @@ def job_handler(
     if tick_interval < 0:
         raise ValueError("tick_interval must be >= 0")
     filter_ = {"job": job} if isinstance(job, str) else dict(job)
+    settings = handler_settings(
+        api_url=api_url, token=token, request_timeout=request_timeout, retry_budget=retry_budget
+    )
 
     async def run(event: FlatfileEvent) -> JobResult:
         from ._api import client_for
         from ._lifecycle import run_job
 
-        settings = ApiSettings.resolve(
-            api_url=api_url,
-            token=token,
-            timeout=request_timeout,
-            retry_budget=retry_budget,
-            base=event.settings,
-        )
         verbose = debug or debug_from_env()
-        client = client_for(settings, debug=verbose)
+        client = client_for(settings(event.settings), debug=verbose)
         return await run_job(
             event,
             handler,

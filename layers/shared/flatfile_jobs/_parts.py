@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
+from ._config import handler_settings
 from ._contract import AsyncJobHandler, AsyncTick, JobHandler, JobReturn, Tick
 from ._errors import FlatfileAPIError, InvalidEventError
 from ._events import FlatfileEvent
@@ -381,18 +382,15 @@ def multipart_job_handler(
         progress=_ParentProgress(tick_interval),
     )
 
+    settings = handler_settings(
+        api_url=api_url, token=token, request_timeout=request_timeout, retry_budget=retry_budget
+    )
+
     def client_of(event: FlatfileEvent) -> FlatfileClient:
         from ._api import client_for
-        from ._config import ApiSettings, debug_from_env
+        from ._config import debug_from_env
 
-        settings = ApiSettings.resolve(
-            api_url=api_url,
-            token=token,
-            timeout=request_timeout,
-            retry_budget=retry_budget,
-            base=event.settings,
-        )
-        return client_for(settings, debug=debug or debug_from_env())
+        return client_for(settings(event.settings), debug=debug or debug_from_env())
 
     async def on_ready(event: FlatfileEvent) -> JobResult:
         if event.payload.get("isPart") is True:
