@@ -16,14 +16,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -480,21 +478,8 @@ class LocalStack:
 
     def _dead_letter_execution(self, status_change: dict[str, Any]) -> None:
         """A long job's execution that ended unfinished joins the dead letters, as the stack's rule sends it."""
-        body = json.dumps(status_change, separators=(",", ":"))
-        now_ms = str(int(time.time() * 1000))
-        record = {
-            "messageId": str(uuid.uuid4()),
-            "receiptHandle": str(uuid.uuid4()),
-            "body": body,
-            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now_ms, "SenderId": "local"},
-            "messageAttributes": {},
-            "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:local:000000000000:DeadLetterQueue",
-            "awsRegion": "local",
-        }
         with self._dead_lock:
-            self.queue.dead_letters.append(record)
+            self.queue.dead_letter(json.dumps(status_change, separators=(",", ":")))
 
     def _run_dead_letters(self, dead_letter: ModuleType) -> None:
         while True:

@@ -268,6 +268,16 @@ class MemoryJobQueue:
             return _record(message, message.receipt)
         return None
 
+    def dead_letter(self, body: str) -> None:
+        """Put ``body`` straight into :attr:`dead_letters`, as an EventBridge rule sends it to the DLQ.
+
+        As the stack's rule for unfinished durable executions (or a failed asynchronous invocation) does: no
+        message attributes, received once.
+        """
+        message = _Message(body, {}, sent_at=self.clock(), receives=1)
+        with self._changed:
+            self.dead_letters.append(_record(message, str(uuid.uuid4()), queue="DeadLetterQueue"))
+
     def retry_later(self, receipt_handle: str, seconds: float) -> None:
         """Make a received message visible again ``seconds`` (times ``backoff_scale``) from now.
 
@@ -335,7 +345,7 @@ class MemoryJobQueue:
 _POLL_SECONDS = 0.01
 
 
-def _record(message: _Message, receipt: str) -> dict[str, Any]:
+def _record(message: _Message, receipt: str, *, queue: str = "JobQueue") -> dict[str, Any]:
     now_ms = str(int(time.time() * 1000))
     return {
         "messageId": message.message_id,
@@ -353,6 +363,6 @@ def _record(message: _Message, receipt: str) -> dict[str, Any]:
         },
         "md5OfBody": hashlib.md5(message.body.encode(), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:local:000000000000:JobQueue",
+        "eventSourceARN": f"arn:aws:sqs:local:000000000000:{queue}",
         "awsRegion": "local",
     }
