@@ -72,7 +72,7 @@ validate: $(STAMP) $(SAM)
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
 
-# The functions' python3.13 builds and the layer's (layers/shared/Makefile) run python3.13 from PATH: .venv's.
+# The functions' python3.13 builds and the layer's and the durable worker's (scripts/lambda-build/Makefile) run python3.13 from PATH: .venv's.
 build: validate
 	PATH="$(abspath $(BIN)):$$PATH" $(SAM) build --region us-east-1
 

@@ -2,7 +2,7 @@
 
 The other cold rows import the source tree and ``.venv``, where Python has cached every module's bytecode. On
 Lambda the layer is read-only at ``/opt``, so a module without a ``.pyc`` in the layer is compiled on every cold
-start. This builds the layer the way ``sam build`` does (``make build-SharedLayer`` in ``layers/shared``, with
+start. This builds the layer the way ``sam build`` does (``scripts/lambda-build/Makefile``'s ``build-SharedLayer`` in ``layers/shared``, with
 ``ARTIFACTS_DIR`` a temporary folder) and makes two copies of it: one without our packages' bytecode and one
 without any. Each run puts one of the three first on ``PYTHONPATH`` with ``PYTHONDONTWRITEBYTECODE=1`` (nothing
 compiled is kept, as on Lambda) and runs, in a fresh interpreter, the receiver's cold script of row 2 (spawn →
@@ -46,7 +46,15 @@ class LayerResult:
 def build_layer(artifacts: Path) -> Path:
     """``make build-SharedLayer`` as ``sam build`` runs it; the layer's ``python`` folder."""
     subprocess.run(
-        ["make", "--no-print-directory", "-C", str(ROOT / "layers/shared"), "build-SharedLayer"],
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(ROOT / "layers/shared"),
+            "-f",
+            str(ROOT / "scripts/lambda-build/Makefile"),
+            "build-SharedLayer",
+        ],
         env={**python_env(), "ARTIFACTS_DIR": str(artifacts), "PYTHON": sys.executable},
         check=True,
         capture_output=True,

@@ -12,6 +12,7 @@ import copy
 import importlib
 import json
 import re
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,6 +217,24 @@ def test_every_function_runs_python313_with_the_shared_layer(
         assert code_uri.resolve().parent == ROOT / "functions", name
 
 
+def build_commands(context_path: str, logical_id: str) -> str:
+    """The commands ``sam build`` runs for ``logical_id`` (``make -n build-<logical_id>``, expanded)."""
+    done = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-f",
+            str(ROOT / context_path / "Makefile"),
+            f"build-{logical_id}",
+            "ARTIFACTS_DIR=/build",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
 def test_shared_layer_is_built_by_sam_for_python313(template: Template, resources: dict[str, Any]) -> None:
     layer = resources["SharedLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
@@ -227,9 +246,8 @@ def test_shared_layer_is_built_by_sam_for_python313(template: Template, resource
     architectures = template["Globals"]["Function"]["Architectures"]
     assert props["CompatibleArchitectures"] == architectures
     assert [layer["Metadata"]["BuildArchitecture"]] == architectures
-    # The layer's Makefile installs the lock for that runtime and architecture (the built layer: test_packaging.py).
-    makefile = (ROOT / "layers/shared/Makefile").read_text(encoding="utf-8")
-    assert "\nbuild-SharedLayer:" in makefile
+    # The build's Makefile installs the lock for that runtime and architecture (the built layer: test_packaging.py).
+    makefile = build_commands(layer["Metadata"]["ContextPath"], "SharedLayer")
     platform = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}[architectures[0]]
     for option in (
         f"--platform {platform}",
@@ -243,7 +261,7 @@ def test_shared_layer_is_built_by_sam_for_python313(template: Template, resource
 def test_durable_worker_is_built_by_its_makefile_for_python313(
     template: Template, resources: dict[str, Any]
 ) -> None:
-    """The durable worker's Makefile installs its hashed lock for Lambda's runtime and architecture, then compiles."""
+    """The durable worker's build installs its hashed lock for Lambda's runtime and architecture, then compiles."""
     function = resources["DurableWorkerFunction"]
     assert function["Metadata"]["BuildMethod"] == "makefile"
     architectures = template["Globals"]["Function"]["Architectures"]
@@ -252,8 +270,7 @@ def test_durable_worker_is_built_by_its_makefile_for_python313(
     folder = ROOT / function["Properties"]["CodeUri"]
     assert (folder / "requirements.txt").is_file()
     # The built function (every module with its bytecode, for /var/task): test_packaging.py.
-    makefile = (folder / "Makefile").read_text(encoding="utf-8")
-    assert "\nbuild-DurableWorkerFunction:" in makefile
+    makefile = build_commands(function["Metadata"]["ContextPath"], "DurableWorkerFunction")
     platform = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}[architectures[0]]
     for option in (
         f"--platform {platform}",
