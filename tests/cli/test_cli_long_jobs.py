@@ -49,20 +49,25 @@ def test_invoke_runs_a_long_job_to_the_end_in_seconds(
     assert time.monotonic() - started < 30
 
 
+def _deliver_long_job(stack: LocalStack) -> str:
+    """A ``file:extract`` job:ready posted to the local receiver (queued: 202); its job id."""
+    from flatfile_jobs_testing import http_api_event
+
+    assert stack.fake is not None
+    event = stack.fake.create_job_event("file:extract", environment_id="us_env_local")
+    body = json.dumps(event).encode()
+    answer = stack.invoke_receiver(
+        http_api_event("POST", "/webhook", {"content-type": "application/json"}, body)
+    )
+    assert answer["statusCode"] == 202
+    return str(event["context"]["jobId"])
+
+
 def test_local_stack_runs_a_long_job_from_a_delivery_and_shows_its_progress() -> None:
     """Through the receiver and the queue: the worker starts the execution; its ticks reach the fake in order."""
     with LocalStack(LocalOptions(serve_http=False, allow_unsigned=True, workers=1), root=ROOT) as stack:
         assert stack.fake is not None
-        event = stack.fake.create_job_event("file:extract", environment_id="us_env_local")
-        job_id = str(event["context"]["jobId"])
-        from flatfile_jobs_testing import http_api_event
-
-        answer = stack.invoke_receiver(
-            http_api_event(
-                "POST", "/webhook", {"content-type": "application/json"}, json.dumps(event).encode()
-            )
-        )
-        assert answer["statusCode"] == 202
+        job_id = _deliver_long_job(stack)
         assert stack.drain(timeout=60)
         assert stack.durable is not None
         assert list(stack.durable.executions) == [job_id]
@@ -87,16 +92,7 @@ def test_local_stack_fails_a_long_job_whose_execution_ended_failed_through_its_d
         stack.fake.add_fault(Fault(path="/jobs/*/ack", method="POST", status=400))
         # the fail step's three attempts are refused; the dead-letter function's fail goes through
         stack.fake.add_fault(Fault(path="/jobs/*/fail", method="POST", status=400, times=3))
-        event = stack.fake.create_job_event("file:extract", environment_id="us_env_local")
-        job_id = str(event["context"]["jobId"])
-        from flatfile_jobs_testing import http_api_event
-
-        answer = stack.invoke_receiver(
-            http_api_event(
-                "POST", "/webhook", {"content-type": "application/json"}, json.dumps(event).encode()
-            )
-        )
-        assert answer["statusCode"] == 202
+        job_id = _deliver_long_job(stack)
         assert stack.drain(timeout=60)
         [dead] = stack.dead_lettered
         status_change = json.loads(dead["body"])
