@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from flatfile_jobs._job_status import ENDED
 from flatfile_jobs_testing._store import MISSING_JOB
 
 from ._common import Style
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FINISHED", "Board", "JobRow", "TickPrinter", "describe_outcome", "symbols"]
 
-FINISHED = frozenset({"complete", "failed", "canceled"})
+FINISHED = ENDED  # a job in one of these statuses shows its outcome
 _BAR_WIDTH = 20
 
 

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flatfile_jobs_testing._events import job_ready_event
-from flatfile_jobs_testing._store import Store
+from flatfile_jobs_testing._store import ENDED, Store
 from flatfile_jobs_testing._wire import ApiError, JSONDict, object_body, page_param
 
 __all__ = ["MAX_PARTS", "Page", "list_jobs", "part_ended", "split"]
 
 MAX_PARTS = 10_000
-_ENDED = frozenset({"complete", "failed", "canceled"})
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def split(store: Store, job_id: str, body: object) -> JSONDict:
         parent = store._job(job_id)
         if parent.get("parentId"):
             raise ApiError(400, "A part cannot be split")
-        if parent["status"] in _ENDED:
+        if parent["status"] in ENDED:
             raise ApiError(400, f"Job is already {parent['status']}")
         if any(job.get("parentId") == job_id for job in store.jobs.values()):
             raise ApiError(400, "Job is already split")
@@ -122,13 +121,13 @@ def part_ended(store: Store, part: JSONDict) -> None:
         waiting[0]["status"] = "ready"
         _emit_ready(store, waiting[0])
         return
-    if any(job["status"] not in _ENDED for job in siblings):
+    if any(job["status"] not in ENDED for job in siblings):
         return
     store.parts_completed.add(parent_id)
     parent = store.jobs.get(parent_id)
     if parent is None:
         return
-    counts = {status: sum(job["status"] == status for job in siblings) for status in _ENDED}
+    counts = {status: sum(job["status"] == status for job in siblings) for status in ENDED}
     event = job_ready_event(f"{parent['type']}:{parent['operation']}", job_id=parent_id)
     event.update(id=None, createdAt=None, topic="job:parts-completed")
     event["context"] = _context(store, parent, parent_id)

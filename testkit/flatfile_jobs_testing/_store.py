@@ -24,7 +24,8 @@ __all__ = ["Store"]
 
 # The name a job created on first reference gets (the API call does not say which job it is).
 MISSING_JOB = "unknown:job"
-_TERMINAL = frozenset({"complete", "failed", "canceled"})
+# The statuses a job ends in (the fake models Flatfile on its own: it shares no vocabulary with the client).
+ENDED = frozenset({"complete", "failed", "canceled"})
 _PATCHABLE = ("status", "progress", "info", "outcome", "metadata", "estimatedCompletionAt", "input")
 _SOURCE_KEY = {"workbook": "workbookId", "sheet": "sheetId", "file": "fileId", "document": "documentId"}
 
@@ -226,7 +227,7 @@ class Store:
             job = self._job(job_id)
             if self._canceled(job):
                 return copy.deepcopy(job)
-            if job["status"] in _TERMINAL:
+            if job["status"] in ENDED:
                 raise ApiError(400, "Job is not executing")
             now = self.now()
             job["status"] = "executing"
@@ -245,7 +246,7 @@ class Store:
             job = self._job(job_id)
             if self._canceled(job):
                 return copy.deepcopy(job)
-            if job["status"] in _TERMINAL:
+            if job["status"] in ENDED:
                 raise ApiError(400, f"Job is already {job['status']}")
             job["status"] = status
             if (

@@ -77,7 +77,8 @@ def require_flatfile_id(value: object, field: str) -> str:
 
 
 # The topics a job event may have: a job (or a multi-part job's part) is ready; a split job's parts all ended.
-JOB_TOPICS = ("job:ready", "job:parts-completed")
+PARTS_COMPLETED = "job:parts-completed"
+JOB_TOPICS = ("job:ready", PARTS_COMPLETED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from ._config import handler_settings
 from ._contract import AsyncJobHandler, AsyncTick, JobHandler, JobReturn, Tick
 from ._errors import FlatfileAPIError, InvalidEventError
-from ._events import FlatfileEvent
+from ._events import PARTS_COMPLETED, FlatfileEvent
 from ._job_status import ENDED
 from ._log import JobLog, log_context
 from ._outcomes import JobCompleteDetails, JobOutcome
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PARTS_COMPLETED", "multipart_job_handler"]
 
-PARTS_COMPLETED = "job:parts-completed"
 _PROGRESS_ENTRIES = 1_024
 
 SplitParts: TypeAlias = int | Sequence[Mapping[str, Any]]

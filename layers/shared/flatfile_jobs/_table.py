@@ -20,13 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import ConfigurationError
-from ._events import FlatfileEvent
+from ._events import PARTS_COMPLETED, FlatfileEvent
 from ._listener import Callback, FlatfileListener
 
 __all__ = ["JobRoute", "job_table", "load_plugins"]
-
-# The topic a multi-part job's parent comes back with once its parts ended (see multipart_job_handler).
-_PARTS_COMPLETED = "job:parts-completed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +94,7 @@ def job_table(*routes: JobRoute) -> FlatfileListener:
     """
     listener = FlatfileListener()
     for route in routes:
-        topics: str | tuple[str, ...] = ("job:ready", _PARTS_COMPLETED) if route.multipart else "job:ready"
+        topics: str | tuple[str, ...] = ("job:ready", PARTS_COMPLETED) if route.multipart else "job:ready"
         listener.on(
             topics, {"job": route.job} if isinstance(route.job, str) else dict(route.job), _Deferred(route)
         )
