@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 __all__ = ["LocalContext", "load_function"]
 
@@ -67,4 +69,29 @@ def load_function(root: Path, name: str) -> ModuleType:
         raise FileNotFoundError(f"no Lambda function at {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    _own_metrics_state(module)
     return module
+
+
+def _own_metrics_state(module: ModuleType) -> None:
+    """Give the copy's Powertools ``Metrics`` metric and dimension sets of their own.
+
+    Powertools keeps them in class-level dicts, shared by every ``Metrics`` in a process. Each Lambda environment
+    is a process of its own, so two copies run side by side in threads must not flush (and clear) each other's
+    metrics. ``Metrics`` objects of one copy still share one set among themselves, as they would in Lambda.
+    """
+    metrics_module = sys.modules.get("aws_lambda_powertools.metrics.metrics")
+    if metrics_module is None:
+        return
+    renewed: dict[int, dict[str, Any]] = {}
+
+    def renew(name: str, shared: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+        own = {"metric_set": {}, "metadata_set": {}}.get(name, dict(defaults))
+        return renewed.setdefault(id(shared), own)
+
+    for value in list(vars(module).values()):
+        if isinstance(value, metrics_module.Metrics):
+            defaults = dict(value.provider.default_dimensions)
+            for holder in (value, value.provider):
+                for name in ("metric_set", "dimension_set", "metadata_set", "default_dimensions"):
+                    setattr(holder, name, renew(name, getattr(holder, name), defaults))

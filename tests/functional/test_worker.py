@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -267,14 +266,21 @@ def test_concurrent_duplicates_run_the_job_once_on_dynamodb(
     aws: AwsStack,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Four worker instances handed a job another is running claim it in DynamoDB (moto): one run, four duplicates."""
+    """Four worker instances handed a job another is running claim it in DynamoDB (moto): one run, four duplicates.
+
+    The four arrive one after another while the first runs: two claims in the same instant rely on DynamoDB's
+    atomic conditional write, which moto's in-process backend does not lock, and five copies printing to one
+    stdout at once interleave their lines (in Lambda each has its own process and log stream).
+    """
     stack_env.only("worker")
     runs: list[str] = []
+    started, duplicates_answered = threading.Event(), threading.Event()
 
     def slow(event: Any, tick: Any) -> None:
         runs.append(event.job_id)
         tick(50, "Working...")
-        time.sleep(0.5)  # still running while the other four try to claim the job
+        started.set()
+        assert duplicates_answered.wait(20), "the duplicates were never answered"  # still running meanwhile
 
     slow_listener = FlatfileListener().use(job_handler("space:configure", slow))
     shared = runtime.Runtime.from_env(slow_listener)  # one DynamoDB table, as the five instances share
@@ -285,26 +291,21 @@ def test_concurrent_duplicates_run_the_job_once_on_dynamodb(
     assert len({event["Records"][0]["messageId"] for event in events}) == 5
     job_id = add_job_for(fake, events[0])
     apps = [load_app("worker") for _ in range(5)]  # five Lambda instances
-    barrier = threading.Barrier(4)
     answers: list[Any] = [None] * 5
 
     def deliver(i: int) -> None:
-        if i:
-            barrier.wait()
         answers[i] = apps[i].lambda_handler(events[i], LocalContext("WorkerFunction", 900.0))
 
-    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(5)]
-    # The first delivery claims the job; the other four arrive together while it runs. (Two claims in the same
-    # instant rely on DynamoDB's atomic conditional write, which moto's in-process backend does not lock.)
-    threads[0].start()
-    deadline = time.monotonic() + 20
-    while not fake.calls(job_id) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert fake.calls(job_id), "the first delivery never acked the job"
-    for thread in threads[1:]:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    first = threading.Thread(target=deliver, args=(0,))
+    first.start()
+    try:
+        assert started.wait(20), "the first delivery never started the job"
+        for i in range(1, 5):
+            deliver(i)
+        assert first.is_alive()  # the job was running all along
+    finally:
+        duplicates_answered.set()
+        first.join(timeout=30)
     assert answers == [{"batchItemFailures": []}] * 5
     assert runs == [job_id]
     assert fake.calls(job_id) == [

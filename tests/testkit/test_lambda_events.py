@@ -126,6 +126,22 @@ def test_load_function_loads_a_fresh_app_each_time_or_says_what_is_missing(tmp_p
         load_function(tmp_path, "receiver")
 
 
+def test_each_loaded_function_keeps_its_own_metrics_as_its_own_process_would() -> None:
+    """Powertools' Metrics share class-level dicts in a process; two loads are two environments, so two sets.
+
+    Before, a metric one worker copy added was flushed (and cleared) by another running in a thread beside it,
+    which then raised SchemaValidationError on its own flush (seen in CI, test_concurrent_duplicates_...).
+    """
+    first, second = load_function(ROOT, "worker"), load_function(ROOT, "worker")
+    first.metrics.add_metric(name="JobsStarted", unit="Count", value=1)
+    assert second.metrics.provider.metric_set == {}
+    assert list(first.metrics.provider.metric_set) == ["JobsStarted"]
+    second.metrics.add_dimension(name="job", value="x")
+    assert "job" not in first.metrics.provider.dimension_set
+    first.metrics.clear_metrics()
+    assert first.metrics.provider.metric_set == {}
+
+
 def test_the_fake_answers_through_its_public_respond_method() -> None:
     """respond() answers an HTTP request without the server: auth checked, routed, recorded."""
     with FakeFlatfile(token="sk_test_respond") as fake:
