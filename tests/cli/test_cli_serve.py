@@ -20,6 +20,7 @@ from flatfile_jobs_cli.__main__ import build_parser, main
 from flatfile_jobs_cli.local import LocalStack, ensure_jobs
 from flatfile_jobs_cli.serve import serve
 from flatfile_jobs_testing import FakeFlatfile, job_ready_event, signed_headers
+from flatfile_stack.dead_letter import DEAD_LETTER_MESSAGE
 from flatfile_stack.queues import Delivery
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks test vector's secret
@@ -329,16 +330,19 @@ def test_no_reload_keeps_the_handlers_loaded_at_start(start: Callable[..., Serve
     assert "loaded once (--no-reload)" in served.out.getvalue()
 
 
-def test_a_record_no_handler_runs_is_not_called_a_duplicate(start: Callable[..., Served]) -> None:
-    """A queued job no handler matches (say, its module was removed) is reported as still ready, not as a
-    duplicate: nothing ran it."""
+def test_a_record_no_handler_runs_fails_until_dead_lettered_and_is_not_called_a_duplicate(
+    start: Callable[..., Served],
+) -> None:
+    """A queued job no handler matches (say, its module was removed) fails its record, is redelivered, then
+    dead-lettered, which fails the job in Flatfile: it is never left ready unseen, nor called a duplicate."""
     served = start("--secret", SECRET)
     assert served.stack.fake is not None
     event = job_ready_event("sheet:gone")
     job_id = event["context"]["jobId"]
     ensure_jobs(served.stack.fake, [event])
     served.stack.queue.send(Delivery(event=event, body=json.dumps(event), delivery_id=event["id"]))
-    out = served.wait_out(
-        f"worker  sheet:gone {job_id}: no handler for sheet:gone ran, the job is still ready"
-    )
+    served.wait_for(job_id, "failed", timeout=60)
+    out = served.wait_out(f"worker  sheet:gone {job_id}: failed, the queue will redeliver it")
+    assert out.count(f"worker  sheet:gone {job_id}: failed") == served.stack.queue.max_receives
+    assert served.stack.fake.job(job_id)["outcome"]["message"] == DEAD_LETTER_MESSAGE.format(job_id=job_id)
     assert "duplicate" not in out

@@ -197,6 +197,12 @@ def test_it_stops_early_when_lambda_time_runs_short(
     assert app.lambda_handler({}, context())["enqueued"] == 4
 
 
+# A failed poll raises before it publishes a metric, so Powertools warns "No application metrics to publish":
+# Lambda's Errors metric counts the failure (PollerErrorsAlarm watches it). The warning must not mask the error.
+failed_poll = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+
+
+@failed_poll
 def test_an_api_failure_fails_the_run_without_enqueueing(
     app: ModuleType, fake: FakeFlatfile, aws: dict[str, Any]
 ) -> None:
@@ -208,6 +214,7 @@ def test_an_api_failure_fails_the_run_without_enqueueing(
     assert messages(aws) == []
 
 
+@failed_poll
 def test_missing_environment_id_names_the_variable(runtime: Runtime, app: ModuleType) -> None:
     """Without FLATFILE_ENVIRONMENT_ID the run fails with a ConfigurationError naming it."""
     use_runtime(dataclasses.replace(runtime, settings=Settings(poller_state_table=TABLE)))

@@ -527,6 +527,31 @@ def test_placeholder_api_key_fails_the_record_naming_the_command_to_run(
     assert metric_names(out) == ["RecordsFailed"]
 
 
+def test_a_job_no_handler_takes_fails_its_record_at_error_instead_of_staying_ready_unseen(
+    invoke: Invoke, fake: FakeFlatfile, aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A queued job the worker's listener has no handler for (the receiver's table disagreed): before, the record
+    was deleted and the job stayed ready with no log line or metric. Now the record fails (ERROR, RecordsFailed,
+    retried then dead-lettered) and its idempotency key is released for the retry."""
+    event = load_event("worker/space_configure.json")
+    record = event["Records"][0]
+    body = json.loads(record["body"])
+    body["payload"]["job"] = "sheet:removed"
+    record["body"] = json.dumps(body)
+    job_id = add_job_for(fake, event)
+    assert invoke(event) == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert fake.calls(job_id) == []
+    assert fake.job(job_id)["status"] == "ready"
+    assert aws.idempotency_items() == []
+    out = capsys.readouterr().out
+    [line] = [json.loads(x) for x in out.splitlines() if '"Job record failed' in x]
+    assert (line["level"], line["job_id"]) == ("ERROR", job_id)
+    assert line["reason"].startswith(
+        f"NoHandlerRanError: no handler in this worker took the 'sheet:removed' job {job_id}"
+    )
+    assert metric_names(out) == ["RecordsFailed"]
+
+
 def test_two_runtimes_in_one_process_reach_their_own_flatfile(fake: FakeFlatfile) -> None:
     """Two workers' runtimes in one process, running at once: each job's calls go to its runtime's API and key.
 

@@ -600,7 +600,14 @@ def test_alarms_watch_the_failure_paths(template: Template, resources: dict[str,
 
     errors = _alarm_on(resources, "AWS/Lambda", "Errors")
     watched = {alarm["Dimensions"][0]["Value"]["Ref"] for alarm in errors}
-    assert "ReceiverFunction" in watched
+    assert {"ReceiverFunction", "WorkerFunction", "DeadLetterFunction", "PollerFunction"} <= watched
+    # A failed poll publishes no metric of ours (it raises): Lambda's Errors is its count, alarmed with the poller.
+    [poller_alarm] = [
+        alarm
+        for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("Dimensions") == [{"Name": "FunctionName", "Value": ref("PollerFunction")}]
+    ]
+    assert poller_alarm.get("Condition") == resources["PollerFunction"]["Condition"] == "PollerEnabled"
 
     # The receiver's 503 is an answer, not a Lambda error: a metric filter on its log group counts it.
     (unavailable,) = _alarm_on(resources, "FlatfileJobs", "DeliveriesUnavailable")

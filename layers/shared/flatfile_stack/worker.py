@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Heartbeat",
     "JobRunner",
+    "NoHandlerRanError",
     "handle_record",
     "idempotency_key",
     "process_record",
@@ -66,6 +67,15 @@ _METRIC_BY_STATUS = {
     "skipped": "JobsSkipped",
     "split": "JobsSplit",
 }
+
+
+class NoHandlerRanError(Exception):
+    """The worker's listener has no handler for a job the receiver queued (their job tables disagree).
+
+    Raised, not ignored: the job would otherwise stay ``ready`` in Flatfile with nothing counted. As a failed
+    record it is logged at ERROR, counted (``RecordsFailed``), retried (a deploy still rolling out catches up)
+    and finally dead-lettered, and the dead-letter function fails the job in Flatfile.
+    """
 
 
 class LambdaContextLike(Protocol):
@@ -167,6 +177,12 @@ def _run(runtime: Runtime, job_id: str, event: dict[str, Any], timeout: float) -
         # A long job runs as a durable execution named after the job; this record is done once it started.
         return {"job_id": job_id, "results": [], "durable_execution": starter.start(job_id, event)}
     results = runtime.listener.dispatch(event, timeout=timeout, settings=runtime.api_settings())
+    if not results:
+        job = (event.get("payload") or {}).get("job")
+        raise NoHandlerRanError(
+            f"no handler in this worker took the {job!r} job {job_id}, which the receiver queued: "
+            "the receiver's and the worker's job tables disagree (a deploy in progress, or a handler removed)"
+        )
     finished = [r for r in results if isinstance(r, flatfile_jobs.JobResult)]
     return {"job_id": job_id, "results": [_as_dict(r) for r in finished]}
 
