@@ -29,6 +29,7 @@ class Side:
 
     times_ms: list[float] = field(default_factory=list)
     first_ms: list[float] = field(default_factory=list)
+    preload_ms: list[float] = field(default_factory=list)
     calls: list[int] = field(default_factory=list)
 
     @property
@@ -64,8 +65,16 @@ class LifecycleResult:
     js_error: str = ""
 
 
-def _record(side: Side, fake: Any, events: list[dict[str, Any]], times: list[float]) -> None:  # noqa: ANN401
+def _record(
+    side: Side,
+    fake: Any,  # noqa: ANN401
+    events: list[dict[str, Any]],
+    times: list[float],
+    preload_ms: float | None = None,
+) -> None:
     side.first_ms.append(times[0])
+    if preload_ms is not None:
+        side.preload_ms.append(preload_ms)
     side.times_ms.extend(times[WARM_SKIP:])
     side.calls.extend(len(fake.calls(event["context"]["jobId"])) for event in events)
 
@@ -114,12 +123,20 @@ def child(mode: str, events_path: str, api_url: str, token: str) -> None:
     else:
         job, handler = "bench:noop", _anoop if mode == "async" else _noop
     listener = FlatfileListener().use(job_handler(job, handler, **options))
+    preload_ms = None
+    if mode in ("sync", "async"):  # what a worker's init does (node loads everything at require)
+        import flatfile_jobs
+
+        started = time.perf_counter()
+        flatfile_jobs.preload()
+        preload_ms = (time.perf_counter() - started) * 1000
     times = []
     for event in events:
         started = time.perf_counter()
         listener.dispatch(event)
         times.append((time.perf_counter() - started) * 1000)
-    sys.stdout.write(json.dumps({"times": times, "tickNs": [ns / TICKS for ns in spent]}) + "\n")
+    figures = {"times": times, "tickNs": [ns / TICKS for ns in spent], "preloadMs": preload_ms}
+    sys.stdout.write(json.dumps(figures) + "\n")
 
 
 _CHILD = f"""
@@ -169,7 +186,8 @@ def measure() -> LifecycleResult:
         for _ in range(ROUNDS):
             for mode, side in (("sync", sync_side), ("async", async_side)):
                 events = [fake.create_job_event("bench:noop") for _ in range(JOBS_PER_ROUND)]
-                _record(side, fake, events, _python(mode, events, fake)["times"])
+                out = _python(mode, events, fake)
+                _record(side, fake, events, out["times"], out["preloadMs"])
             if not js_error:
                 events = [fake.create_job_event("bench:noop") for _ in range(JOBS_PER_ROUND)]
                 try:

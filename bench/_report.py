@@ -119,7 +119,11 @@ def _side_rows(label: str, side: Side, js: Side | None) -> list[Row]:
             None if js_ms is None else side.median_ms <= js_ms,
         ),
         Row(
-            f"3. No-op job ({label}): the first job in a fresh process",
+            f"3. No-op job ({label}): `flatfile_jobs.preload()` at init (a worker's init; node loads at require)",
+            f"{median(side.preload_ms):.1f} ms" if side.preload_ms else "",
+        ),
+        Row(
+            f"3. No-op job ({label}): the first job in a fresh process, after `preload()`",
             f"{first:.1f} ms",
             "" if js_first is None else f"{js_first:.1f} ms",
             "" if js_first is None else _ratio(first, js_first),
@@ -316,8 +320,10 @@ def _details(
         f"3. {ROUNDS} rounds × {JOBS_PER_ROUND} no-op jobs per side, alternating; the first {WARM_SKIP} jobs of each "
         "round are left out of the warm median (connection set-up); Python: `listener.dispatch(event)` (its loop and "
         "HTTP client reused, default retries on); JS: `await listener.dispatchEvent(event)` in one node process. "
-        "The first job in a fresh process is the first dispatch of each round (median of the rounds): Python builds "
-        "its event loop and HTTP client then, node has loaded everything before the first job.",
+        "The first job in a fresh process is the first dispatch of each round (median of the rounds), once each side "
+        "has loaded its code: node at `require`, Python with `flatfile_jobs.preload()` (imports the lifecycle and "
+        "its HTTP stack, starts the thread's event loop, builds the TLS context), as the worker's init does; "
+        "its own row shows what that costs. The HTTP client itself is built in the first job on both sides.",
         "4. One job whose handler calls `tick(i // 100)` 10,000 times in a tight loop. Coalesced rows: the default "
         "`tick_interval` (1 s): the first tick is sent, later ones only record the value (no I/O), the last value is "
         "flushed before complete, so the per-call figure is not comparable with the plugin's. Parity rows: "

@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+import flatfile_jobs
 from flatfile_app_jobs import listener
 from flatfile_stack import durable
 from flatfile_stack.runtime import FunctionRuntime
@@ -17,6 +18,8 @@ logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"flatfile_jobs"})
 # The composition root: the app's job table and the adapters built from this function's environment on first use.
 runtime = FunctionRuntime(listener)
+# Lambda's init loads the lifecycle, its HTTP stack and TLS context: the first job costs what later ones do.
+flatfile_jobs.preload()
 execution_handler = durable.handler_for(runtime)
 
 

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+import flatfile_jobs
 from flatfile_app_jobs import listener
 from flatfile_stack import worker
 from flatfile_stack.runtime import FunctionRuntime
@@ -26,6 +27,8 @@ metrics = Metrics(namespace="FlatfileJobs")
 # A failed record is reported in batchItemFailures (not raised), also when it is the whole batch.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 runtime = FunctionRuntime(listener)
+# Lambda's init loads the lifecycle, its HTTP stack and TLS context: the first job costs what later ones do.
+flatfile_jobs.preload()
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from flatfile_jobs import ConfigurationError, FlatfileAPIError
-from flatfile_jobs._api import KEEPALIVE_EXPIRY, FlatfileClient, client_for
+from flatfile_jobs._api import KEEPALIVE_EXPIRY, FlatfileClient, client_for, tls_context
 from flatfile_jobs._config import ApiSettings
 from flatfile_jobs_testing import FakeFlatfile, Fault
 
@@ -120,6 +121,22 @@ async def test_keep_alive_outlasts_gaps_between_warm_invocations() -> None:
         assert pool._keepalive_expiry == KEEPALIVE_EXPIRY
     finally:
         await client.aclose()
+
+
+async def test_every_client_shares_the_process_tls_context() -> None:
+    """Clients for different settings verify with one TLS context (httpx built one per client: ~30 ms each)."""
+    first = client_for(ApiSettings.resolve(api_url="https://127.0.0.1:9", token="sk_a"))
+    second = client_for(ApiSettings.resolve(api_url="https://127.0.0.1:8", token="sk_b"))
+    try:
+        assert first is not second
+        for client in (first, second):
+            pool = client._http._transport._pool  # type: ignore[attr-defined]  # httpx's transport, httpcore's pool
+            assert pool._ssl_context is tls_context()
+        assert tls_context().verify_mode == ssl.CERT_REQUIRED
+        assert tls_context().check_hostname
+    finally:
+        await first.aclose()
+        await second.aclose()
 
 
 # -- FlatfileClient against the fake ------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -100,3 +102,31 @@ def test_sync_handlers_share_one_thread_until_one_times_out(
     assert threads[0] is threads[1] is threads[2]
     assert threads[3] is not threads[2]
     assert threading.current_thread() not in threads
+
+
+def test_preload_leaves_nothing_for_the_first_job_to_import() -> None:
+    """After preload() (a worker's init), the first job in a fresh process imports no module: it costs what the
+    later ones do. In a running event loop it still loads the modules and leaves the loop alone."""
+    code = (
+        "import asyncio, sys, flatfile_jobs\n"
+        "from flatfile_jobs import FlatfileListener, job_handler\n"
+        "from flatfile_jobs_testing import FakeFlatfile\n"
+        "from flatfile_jobs._api import tls_context\n"
+        "flatfile_jobs.preload()\n"
+        "context = tls_context()\n"
+        "flatfile_jobs.preload()\n"
+        "assert tls_context() is context\n"
+        "with FakeFlatfile(token='sk_pre', seed=0) as fake:\n"
+        "    listener = FlatfileListener().use(\n"
+        "        job_handler('pre:load', lambda event, tick: None, api_url=fake.url, token='sk_pre'))\n"
+        "    event = fake.create_job_event('pre:load')\n"
+        "    before = set(sys.modules)\n"
+        "    [result] = listener.dispatch(event)\n"
+        "    assert result.status == 'complete', result\n"
+        "    new = sorted(set(sys.modules) - before)\n"
+        "    assert not new, new\n"
+        "async def in_loop():\n"
+        "    flatfile_jobs.preload()\n"
+        "asyncio.run(in_loop())\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -54,6 +54,7 @@ EXPECTED = {
     "job_table",
     "long_job_handler",
     "multipart_job_handler",
+    "preload",
     "shutdown",
 }
 

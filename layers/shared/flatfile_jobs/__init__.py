@@ -44,7 +44,7 @@ from ._table import JobRoute, job_table
 
 if typing.TYPE_CHECKING:
     from ._api import FlatfileClient
-    from ._event_loops import shutdown
+    from ._event_loops import preload, shutdown
     from ._part_results import JobPart, PartResult, PartResults
     from ._parts import multipart_job_handler
     from ._polling import EventCursor, EventPoller
@@ -92,6 +92,7 @@ __all__ = [
     "job_table",
     "long_job_handler",
     "multipart_job_handler",
+    "preload",
     "shutdown",
 ]
 
@@ -106,6 +107,7 @@ _LAZY = {
     "PartResult": "._part_results",
     "PartResults": "._part_results",
     "multipart_job_handler": "._parts",
+    "preload": "._event_loops",
     "shutdown": "._event_loops",
 }
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run_sync", "shutdown"]
+__all__ = ["preload", "run_sync", "shutdown"]
 
 T = TypeVar("T")
 
@@ -36,6 +36,32 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     if _state.runner is None:
         _state.runner = asyncio.Runner()
     return _state.runner.run(coro)
+
+
+def preload() -> None:
+    """Load what running a job needs now, so that the first job costs what every later one does.
+
+    Imports the lifecycle and its HTTP stack, starts this thread's event loop (with the async backend httpx's
+    connections use) and builds the shared TLS context: about 100 ms that would otherwise land in the first
+    job. Call it where a worker initialises (module level of its Lambda handler file: Lambda's init phase);
+    never where no job runs, such as a webhook receiver. Optional, and a no-op when called again.
+    """
+    import httpcore  # noqa: F401 - httpx imports it when it builds its first client
+
+    from . import _handler_thread, _lifecycle, _ticks  # noqa: F401
+    from ._api import tls_context
+
+    tls_context()
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        run_sync(_load_async_backend())
+
+
+async def _load_async_backend() -> None:
+    import anyio.lowlevel
+
+    await anyio.lowlevel.checkpoint()  # anyio loads its asyncio backend here, as on httpx's first connection
 
 
 def shutdown() -> None:

@@ -16,10 +16,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-# Every job needs the lifecycle's HTTP and retry stack; import it during Lambda's init phase rather than
-# inside the first invocation (the receiver never imports these).
-import httpx  # noqa: F401
-import stamina  # noqa: F401
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
