@@ -108,6 +108,17 @@ MUTATIONS = (
             "tests/functional/test_receiver.py::test_queue_failing_answers_503_with_retry_after_and_logs_an_error",
         ),
     ),
+    Mutation(
+        "no-handler-left-ready",
+        "a queued job no worker handler takes fails its record (ERROR, RecordsFailed, dead letter), not left ready",
+        f"{SHARED}/flatfile_stack/worker.py",
+        r"^([ \t]+)if not results:$",
+        r"\1if False:  # mutated",
+        (
+            "tests/functional/test_worker.py::"
+            "test_a_job_no_handler_takes_fails_its_record_at_error_instead_of_staying_ready_unseen",
+        ),
+    ),
 )
 
 
