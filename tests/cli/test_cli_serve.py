@@ -346,3 +346,22 @@ def test_a_record_no_handler_runs_fails_until_dead_lettered_and_is_not_called_a_
     assert out.count(f"worker  sheet:gone {job_id}: failed") == served.stack.queue.max_receives
     assert served.stack.fake.job(job_id)["outcome"]["message"] == DEAD_LETTER_MESSAGE.format(job_id=job_id)
     assert "duplicate" not in out
+
+
+def test_a_long_session_prints_no_metrics(
+    start: Callable[..., Served], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Local runs disable Powertools metrics, whose flush (3.37) then neither prints nor clears them: a worker's
+    metrics piled up until a metric's 100th value, which add_metric printed as an EMF line anyway, and the next
+    flush found nothing and warned. Now each invocation's metrics are dropped after it: 120 jobs on one worker
+    print no EMF line and every job completes."""
+    served = start("--secret", SECRET)
+    assert served.stack.fake is not None
+    events = [job_ready_event("space:configure") for _ in range(120)]
+    ensure_jobs(served.stack.fake, events)
+    for event in events:
+        served.stack.queue.send(Delivery(event=event, body=json.dumps(event), delivery_id=event["id"]))
+    for event in events:
+        served.wait_for(event["context"]["jobId"], "complete", timeout=60)
+    assert "failed" not in served.out.getvalue()
+    assert '"_aws"' not in capsys.readouterr().out
