@@ -83,10 +83,12 @@ def _own_metrics_state(module: ModuleType) -> None:
     metrics_module = sys.modules.get("aws_lambda_powertools.metrics.metrics")
     if metrics_module is None:
         return
+    # A Metrics object and its provider hold the same dicts: each shared dict maps to one new dict.
     renewed: dict[int, dict[str, Any]] = {}
 
     def renew(name: str, shared: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-        own = {"metric_set": {}, "metadata_set": {}}.get(name, dict(defaults))
+        """Metrics and metadata start empty; dimensions start as the default dimensions."""
+        own: dict[str, Any] = {} if name in ("metric_set", "metadata_set") else dict(defaults)
         return renewed.setdefault(id(shared), own)
 
     for value in list(vars(module).values()):
