@@ -53,6 +53,9 @@ class LocalContext:
 def load_function(root: Path, name: str) -> ModuleType:
     """A fresh copy of ``root/functions/<name>/app.py``: its own module globals, like a new execution environment.
 
+    Its Powertools ``Metrics`` get metric sets of their own too (Powertools shares them process-wide), so copies
+    can run side by side in threads as Lambda environments run side by side in processes.
+
     Args:
         root: The SAM app's folder (the one holding ``functions/``).
         name: The function's folder, e.g. ``"receiver"``.
