@@ -7,11 +7,9 @@ the stack.
 from __future__ import annotations
 
 import base64
-import functools
 import secrets
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from flatfile_jobs_testing import LocalContext
 from flatfile_jobs_testing import load_function as load_lambda_function
@@ -51,33 +49,10 @@ def load_function(root: Path, name: FunctionName) -> ModuleType:
         CliError: The file is missing.
     """
     try:
-        module = load_lambda_function(root, name)
+        return load_lambda_function(root, name)
     except FileNotFoundError:
         path = root / "functions" / name / "app.py"
         raise CliError(f"cannot load {path}: run flatfile-jobs inside a flatfile-jobs checkout") from None
-    _drop_metrics_after_each_call(module)
-    return module
-
-
-def _drop_metrics_after_each_call(module: ModuleType) -> None:
-    """Clear the function's Powertools metrics after each ``lambda_handler`` call.
-
-    Local runs disable metrics (``LOCAL_ENV``), and Powertools 3.37's flush then neither prints nor clears them:
-    a long session's metrics would pile up until a metric's 100th value, which ``add_metric`` prints as an EMF
-    line anyway (and the next flush warns that it found none).
-    """
-    metrics, handler = getattr(module, "metrics", None), getattr(module, "lambda_handler", None)
-    if metrics is None or handler is None or not hasattr(metrics, "clear_metrics"):
-        return
-
-    @functools.wraps(handler)
-    def call(event: Any, context: Any) -> Any:  # noqa: ANN401 - the function's own types
-        try:
-            return handler(event, context)
-        finally:
-            metrics.clear_metrics()
-
-    vars(module)["lambda_handler"] = call
 
 
 def close_thread_loop() -> None:

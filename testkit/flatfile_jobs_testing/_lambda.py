@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import sys
@@ -54,7 +55,8 @@ def load_function(root: Path, name: str) -> ModuleType:
     """A fresh copy of ``root/functions/<name>/app.py``: its own module globals, like a new execution environment.
 
     Its Powertools ``Metrics`` get metric sets of their own too (Powertools shares them process-wide), so copies
-    can run side by side in threads as Lambda environments run side by side in processes.
+    can run side by side in threads as Lambda environments run side by side in processes, and those sets are
+    emptied after each ``lambda_handler`` call, also when metrics are disabled (as local runs do).
 
     Args:
         root: The SAM app's folder (the one holding ``functions/``).
@@ -77,11 +79,14 @@ def load_function(root: Path, name: str) -> ModuleType:
 
 
 def _own_metrics_state(module: ModuleType) -> None:
-    """Give the copy's Powertools ``Metrics`` metric and dimension sets of their own.
+    """Give the copy's Powertools ``Metrics`` metric and dimension sets of their own, emptied after each call.
 
     Powertools keeps them in class-level dicts, shared by every ``Metrics`` in a process. Each Lambda environment
     is a process of its own, so two copies run side by side in threads must not flush (and clear) each other's
     metrics. ``Metrics`` objects of one copy still share one set among themselves, as they would in Lambda.
+    With ``POWERTOOLS_METRICS_DISABLED`` (local runs), Powertools 3.37's flush neither prints nor clears them:
+    a long session's metrics would pile up until a metric's 100th value, which ``add_metric`` prints as an EMF
+    line anyway (and the next flush warns that it found none), so the copy's handler empties them after each call.
     """
     metrics_module = sys.modules.get("aws_lambda_powertools.metrics.metrics")
     if metrics_module is None:
@@ -94,9 +99,22 @@ def _own_metrics_state(module: ModuleType) -> None:
         own: dict[str, Any] = {} if name in ("metric_set", "metadata_set") else dict(defaults)
         return renewed.setdefault(id(shared), own)
 
-    for value in list(vars(module).values()):
-        if isinstance(value, metrics_module.Metrics):
-            defaults = dict(value.provider.default_dimensions)
-            for holder in (value, value.provider):
-                for name in ("metric_set", "dimension_set", "metadata_set", "default_dimensions"):
-                    setattr(holder, name, renew(name, getattr(holder, name), defaults))
+    metrics = [value for value in vars(module).values() if isinstance(value, metrics_module.Metrics)]
+    for value in metrics:
+        defaults = dict(value.provider.default_dimensions)
+        for holder in (value, value.provider):
+            for name in ("metric_set", "dimension_set", "metadata_set", "default_dimensions"):
+                setattr(holder, name, renew(name, getattr(holder, name), defaults))
+    handler = getattr(module, "lambda_handler", None)
+    if not metrics or handler is None:
+        return
+
+    @functools.wraps(handler)
+    def call(event: Any, context: Any) -> Any:  # noqa: ANN401 - the function's own types
+        try:
+            return handler(event, context)
+        finally:
+            for value in metrics:
+                value.clear_metrics()
+
+    vars(module)["lambda_handler"] = call

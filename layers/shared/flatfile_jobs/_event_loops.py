@@ -48,7 +48,7 @@ def preload() -> None:
     """
     import httpcore  # noqa: F401 - httpx imports it when it builds its first client
 
-    from . import _handler_thread, _lifecycle, _ticks  # noqa: F401
+    from . import _lifecycle  # noqa: F401 - with its handler thread, ticks and retries
     from ._api import tls_context
 
     tls_context()

@@ -174,9 +174,9 @@ def _run(runtime: Runtime, job_id: str, event: dict[str, Any], timeout: float) -
         return {"job_id": job_id, "results": [], "durable_execution": starter.start(job_id, event)}
     results = runtime.listener.dispatch(event, timeout=timeout, settings=runtime.api_settings())
     if not results:
-        job = (event.get("payload") or {}).get("job")
         raise NoHandlerRanError(
-            f"no handler in this worker took the {job!r} job {job_id}, which the receiver queued: "
+            f"no handler in this worker took the {flatfile_jobs.FlatfileEvent(event).job!r} job {job_id}, "
+            "which the receiver queued: "
             "the receiver's and the worker's job tables disagree (a deploy in progress, or a handler removed)"
         )
     finished = [r for r in results if isinstance(r, flatfile_jobs.JobResult)]
